@@ -1,0 +1,31 @@
+"""Everything the route handlers read and change: the config and both providers' data."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from connectors.sandbox.config import SandboxConfig
+from connectors.sandbox.store import IdSource, SumUpStore, VerifoneStore
+
+
+@dataclass
+class SandboxState:
+    """The live data of one sandbox. Not thread-safe: touch it from the server's loop only."""
+
+    config: SandboxConfig
+    ids: IdSource = field(init=False)
+    verifone: VerifoneStore = field(init=False)
+    sumup: SumUpStore = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.ids = IdSource(self.config.seed)
+        self.verifone = VerifoneStore(self.ids)
+        self.sumup = SumUpStore(self.ids)
+
+    def clear(self) -> None:
+        """Forget all customers and instruments; restart the id sequence from the seed."""
+        self.ids = IdSource(self.config.seed)
+        self.verifone.clear()
+        self.verifone.ids = self.ids
+        self.sumup.clear()
+        self.sumup.ids = self.ids
