@@ -1,0 +1,82 @@
+"""What both provider clients share: construction of the HTTP stack, stats, closing."""
+
+from __future__ import annotations
+
+from types import TracebackType
+from typing import Self
+
+import httpx
+
+from connectors.caller import Caller, Classifier
+from connectors.config import ClientConfig
+from connectors.http import OnCall, make_http_client
+from connectors.limiter import LimiterStats, RateLimiter
+
+
+class BaseClient:
+    """An async context manager owning one target's ``httpx.AsyncClient``, limiter and caller."""
+
+    target: str
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        auth_header: str,
+        secrets: tuple[str, ...],
+        classify: Classifier,
+        config: ClientConfig,
+        transport: httpx.AsyncBaseTransport | None,
+        on_call: OnCall | None,
+    ) -> None:
+        self.config = config
+        self.base_url = base_url
+        self._http = make_http_client(
+            base_url,
+            config=config,
+            headers={"authorization": auth_header},
+            transport=transport,
+            provider=self.target,
+        )
+        self.limiter = RateLimiter(
+            rate=config.rate,
+            burst=config.burst,
+            max_in_flight=config.max_in_flight,
+            start_rate=config.adaptive_start_rate,
+            decrease=config.adaptive_decrease,
+            quiet_s=config.adaptive_quiet_s,
+            min_rate=config.adaptive_min_rate,
+            clock=config.clock,
+            sleep=config.sleep,
+        )
+        self._caller = Caller(
+            target=self.target,
+            client=self._http,
+            limiter=self.limiter,
+            config=config,
+            classify=classify,
+            on_call=on_call,
+            secrets=(auth_header, *secrets),
+        )
+
+    def stats(self) -> LimiterStats:
+        """The limiter's live figures: current rate, 429s seen, retries, pauses."""
+        return self.limiter.stats()
+
+    async def aclose(self) -> None:
+        """Close the connection pool."""
+        await self._http.aclose()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(base_url={self.base_url!r})"

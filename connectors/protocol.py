@@ -1,0 +1,90 @@
+"""What the pipeline needs from a target, whichever provider it is."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal, Protocol, runtime_checkable
+
+from connectors.limiter import LimiterStats
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What a target can do (the pipeline plans around what it cannot)."""
+
+    delete: bool
+    """Verifone True, SumUp False (closing a SumUp customer deactivates its instruments)."""
+    list: bool
+    """Verifone True (RSQL search), SumUp False."""
+    instruments: bool
+    """Verifone False, SumUp True."""
+    client_ids: bool
+    """SumUp True (client-chosen ``customer_id``), Verifone False (server-assigned UUID)."""
+
+
+@dataclass(frozen=True)
+class CreateResult:
+    """How a create ended.
+
+    ``created``: made now. ``adopted``: it already existed (SumUp 409, or a Verifone create
+    with an unknown outcome found by reconciliation) and we took it. ``ambiguous``: several
+    remote records match what was sent; nothing was guessed, a person must choose.
+    """
+
+    outcome: Literal["created", "adopted", "ambiguous"]
+    remote_id: str | None
+    """``None`` only when ambiguous."""
+    record: dict[str, Any] | None
+    """The provider's body for created/adopted."""
+    candidates: tuple[str, ...] = ()
+    """Remote ids when ambiguous."""
+
+
+@dataclass(frozen=True)
+class CloseResult:
+    """How closing a customer ended."""
+
+    outcome: Literal["deleted", "already_gone", "deactivated"]
+    deactivated: tuple[str, ...] = ()
+    """SumUp instrument tokens deactivated by this call."""
+
+
+@runtime_checkable
+class CustomerConnector(Protocol):
+    """The operations the pipeline drives; both ``VerifoneClient`` and ``SumUpClient`` fit."""
+
+    target: str
+    capabilities: Capabilities
+
+    async def create(self, payload: Mapping[str, Any]) -> CreateResult:
+        """Create from the provider's exact JSON body; never duplicates on retry."""
+        ...
+
+    async def fetch_many(self, remote_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+        """Remote id -> provider record; ids not found are absent."""
+        ...
+
+    async def update(self, remote_id: str, payload: Mapping[str, Any]) -> dict[str, Any]:
+        """Write the record; return the provider's body."""
+        ...
+
+    async def close(self, remote_id: str) -> CloseResult:
+        """Delete (Verifone) or deactivate every active instrument (SumUp)."""
+        ...
+
+    async def deactivate_instrument(self, remote_id: str, token: str) -> bool:
+        """True if deactivated now, False if it was already inactive."""
+        ...
+
+    async def find(self, criteria: Mapping[str, str]) -> list[dict[str, Any]]:
+        """Records whose fields equal ``criteria`` (Verifone only)."""
+        ...
+
+    def stats(self) -> LimiterStats:
+        """The limiter's live figures (rate, 429s, retries)."""
+        ...
+
+    async def aclose(self) -> None:
+        """Close the HTTP connections."""
+        ...
