@@ -1,0 +1,1 @@
+"""Numbered SQL migrations of the state file (``NNN_name.sql``), applied in order."""

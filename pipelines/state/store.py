@@ -1,0 +1,431 @@
+"""The DuckDB state store: snapshot, plan, journal and the audit log, in one file.
+
+Opening a store applies pending migrations (``migrations/NNN_name.sql``, in order, each in
+its own transaction together with its ``schema_version`` row). Frames go in and out through
+Arrow in whole batches: per-row INSERTs run at about 1,000 rows/s here, Arrow batches at
+hundreds of thousands. One process writes at a time (DuckDB's rule for a file).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import secrets
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import duckdb
+import polars as pl
+
+from pipelines.state.frames import CALLS_SCHEMA, OUTCOMES_SCHEMA, SNAPSHOT_SCHEMA
+from transforms.diff import PLAN_SCHEMA
+
+MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+_MIGRATION_NAME = re.compile(r"^(\d{3})_([a-z0-9_]+)\.sql$")
+_FAILED = ("failed", "ambiguous")
+_SUCCEEDED = ("succeeded", "adopted")
+
+
+class StateError(Exception):
+    """The state file cannot be opened or migrated (CLI exit code 2)."""
+
+
+@dataclass(frozen=True)
+class Migration:
+    """One numbered SQL file."""
+
+    version: int
+    name: str
+    path: Path
+
+
+def migrations(directory: Path = MIGRATIONS_DIR) -> list[Migration]:
+    """Every ``NNN_name.sql`` in ``directory``, by version; a repeated number is an error."""
+    found: dict[int, Migration] = {}
+    for path in sorted(directory.glob("*.sql")):
+        match = _MIGRATION_NAME.match(path.name)
+        if match is None:
+            raise StateError(f"{path}: migration files are named NNN_lower_case_name.sql")
+        version = int(match.group(1))
+        if version in found:
+            raise StateError(f"{path}: migration {version} exists twice")
+        found[version] = Migration(version, match.group(2), path)
+    return [found[v] for v in sorted(found)]
+
+
+def new_run_id(now: datetime | None = None) -> str:
+    """A time-ordered, unique run id: ``20261122T061000Z-1a2b3c4d``."""
+    now = now or datetime.now(UTC)
+    return f"{now:%Y%m%dT%H%M%SZ}-{secrets.token_hex(4)}"
+
+
+class StateStore:
+    """One DuckDB file holding what custsync sent, intends to send, and did.
+
+    Use as a context manager. ``read_only`` opens an existing file without migrating it (for
+    reports while nothing writes).
+    """
+
+    def __init__(self, path: str | Path, *, read_only: bool = False) -> None:
+        self.path = Path(path)
+        if read_only and not self.path.exists():
+            raise StateError(f"{self.path}: no state file here yet")
+        if not read_only:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self.con: duckdb.DuckDBPyConnection = duckdb.connect(
+                str(self.path), read_only=read_only
+            )
+        except duckdb.Error as exc:
+            raise StateError(f"{self.path}: cannot open the state file ({exc})") from exc
+        self.con.execute("SET TimeZone = 'UTC'")
+        self._registered: list[str] = []
+        self.schema_version: int = (
+            self._current_version() if read_only else self.migrate(migrations())
+        )
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Close the connection (idempotent)."""
+        self.con.close()
+
+    def __enter__(self) -> StateStore:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """Run a block in one transaction: all of it commits, or none of it."""
+        self.con.begin()
+        try:
+            yield self.con
+        except BaseException:
+            self.con.rollback()
+            raise
+        else:
+            self.con.commit()
+        finally:
+            # Frames registered for the block go only now: DuckDB refuses to unregister
+            # inside an aborted transaction, which would hide the error that aborted it.
+            for name in self._registered:
+                self.con.unregister(name)
+            self._registered.clear()
+
+    # -- migrations ------------------------------------------------------------------------
+
+    def _frame(self, query: str, params: Mapping[str, Any] | None = None) -> pl.DataFrame:
+        relation = self.con.sql(query, params=dict(params) if params else None)
+        if relation is None:  # a statement, not a query
+            raise TypeError(f"not a query: {query[:40]!r}")
+        return relation.pl()
+
+    def _current_version(self) -> int:
+        exists = self.con.execute(
+            "SELECT count(*) FROM information_schema.tables WHERE table_name = 'schema_version'"
+        ).fetchone()
+        if not exists or not exists[0]:
+            return 0
+        row = self.con.execute("SELECT coalesce(max(version), 0) FROM schema_version").fetchone()
+        return int(row[0]) if row else 0
+
+    def migrate(self, pending: Sequence[Migration]) -> int:
+        """Apply the migrations newer than the file's version; return the version reached."""
+        self.con.execute(
+            "CREATE TABLE IF NOT EXISTS schema_version ("
+            " version INTEGER PRIMARY KEY, name VARCHAR NOT NULL, applied_at TIMESTAMPTZ NOT NULL)"
+        )
+        current = self._current_version()
+        known = max((m.version for m in pending), default=0)
+        if current > known:
+            raise StateError(
+                f"{self.path}: schema version {current} is newer than this custsync knows "
+                f"({known}); upgrade custsync"
+            )
+        for migration in pending:
+            if migration.version <= current:
+                continue
+            try:
+                with self.transaction() as con:
+                    con.execute(migration.path.read_text(encoding="utf-8"))
+                    con.execute(
+                        "INSERT INTO schema_version VALUES (?, ?, now())",
+                        [migration.version, migration.name],
+                    )
+            except duckdb.Error as exc:
+                raise StateError(
+                    f"{self.path}: migration {migration.path.name} failed ({exc})"
+                ) from exc
+            current = migration.version
+        return current
+
+    # -- runs ------------------------------------------------------------------------------
+
+    def begin_run(
+        self,
+        *,
+        flow: str,
+        target: str,
+        mode: str,
+        dry_run: bool,
+        extract_paths: Sequence[str],
+        params: Mapping[str, Any],
+    ) -> str:
+        """Record a run as ``running`` and return its id. ``params`` must hold no secret."""
+        run_id = new_run_id()
+        self.con.execute(
+            "INSERT INTO runs (run_id, flow, target, mode, dry_run, extract_paths, params,"
+            " started_at, status) VALUES (?, ?, ?, ?, ?, ?, ?, now(), 'running')",
+            [
+                run_id,
+                flow,
+                target,
+                mode,
+                dry_run,
+                [str(p) for p in extract_paths],
+                json.dumps(params, default=str, sort_keys=True),
+            ],
+        )
+        return run_id
+
+    def finish_run(
+        self, run_id: str, *, status: str, exit_code: int, summary: Mapping[str, Any]
+    ) -> None:
+        """Record how a run ended."""
+        self.con.execute(
+            "UPDATE runs SET finished_at = now(), status = ?, exit_code = ?, summary = ?"
+            " WHERE run_id = ?",
+            [status, exit_code, json.dumps(summary, default=str, sort_keys=True), run_id],
+        )
+
+    def runs(self) -> pl.DataFrame:
+        """Every run, newest first."""
+        return self._frame("SELECT * FROM runs ORDER BY started_at DESC, run_id DESC")
+
+    # -- snapshot and failures -------------------------------------------------------------
+
+    def snapshot(self, target: str, *, payloads: bool = True) -> pl.DataFrame:
+        """The target's snapshot: ``external_id, remote_id, content_hash, payload, status,
+        synced_at, run_id``. ``payloads=False`` leaves ``payload`` out: diffing millions of
+        keys needs only the hashes (:meth:`write_plan` fetches the bases it needs itself)."""
+        columns = "external_id, remote_id, content_hash, "
+        columns += "payload, " if payloads else ""
+        columns += "status, synced_at, run_id"
+        return self._frame(
+            f"SELECT {columns} FROM snapshot WHERE target = $target ORDER BY external_id",
+            {"target": target},
+        )
+
+    def failures(self, target: str) -> pl.DataFrame:
+        """Keys whose latest outcome (``skipped`` aside) failed or was ambiguous.
+
+        Columns: ``external_id, action, failed_runs`` (runs with a failure since the last
+        success), ``last_error``, ``content_hash`` (of the failed action, so that a key
+        quarantined by :func:`~transforms.diff.plan_actions` is released when it changes).
+        """
+        return self._frame(
+            """
+            WITH o AS (
+                SELECT *, row_number() OVER (
+                    PARTITION BY external_id ORDER BY occurred_at DESC, run_id DESC) AS rn
+                FROM outcomes WHERE target = $target AND result <> 'skipped'
+            ),
+            latest AS (SELECT * FROM o WHERE rn = 1 AND result IN ('failed', 'ambiguous')),
+            last_ok AS (
+                SELECT external_id, max(occurred_at) AS ok_at FROM outcomes
+                WHERE target = $target AND result IN ('succeeded', 'adopted')
+                GROUP BY external_id
+            ),
+            counted AS (
+                SELECT f.external_id, count(DISTINCT f.run_id) AS failed_runs
+                FROM outcomes f JOIN latest l USING (external_id)
+                LEFT JOIN last_ok k USING (external_id)
+                WHERE f.target = $target AND f.result IN ('failed', 'ambiguous')
+                  AND (k.ok_at IS NULL OR f.occurred_at > k.ok_at)
+                GROUP BY f.external_id
+            )
+            SELECT l.external_id, l.action, c.failed_runs::INTEGER AS failed_runs,
+                   nullif(concat_ws(': ', l.error_code, l.message), '') AS last_error,
+                   p.content_hash
+            FROM latest l JOIN counted c USING (external_id)
+            LEFT JOIN plan p ON p.run_id = l.run_id AND p.plan_id = l.plan_id
+            ORDER BY l.external_id
+            """,
+            {"target": target},
+        )
+
+    # -- writes ----------------------------------------------------------------------------
+
+    def _insert(self, frame: pl.DataFrame, statement: str, params: Mapping[str, Any]) -> None:
+        """Run ``statement`` (inside :meth:`transaction`), ``{batch}`` naming the frame."""
+        name = f"__batch_{len(self._registered)}"
+        self.con.register(name, frame.to_arrow())
+        self._registered.append(name)
+        self.con.execute(statement.format(batch=name), dict(params))
+
+    def write_rejects(self, run_id: str, target: str, rejects: pl.DataFrame) -> int:
+        """Store a run's rejects (:data:`transforms.validate.REJECTS_SCHEMA`); return the count."""
+        if rejects.height == 0:
+            return 0
+        source_row = pl.col("source_row") if "source_row" in rejects.columns else pl.lit(None)
+        frame = rejects.select(
+            "external_id", "field", "rule", "message", "value", source_row.cast(pl.Int64)
+        )
+        with self.transaction():
+            self._insert(
+                frame,
+                "INSERT INTO rejects SELECT $run_id, $target, external_id, field, rule, message,"
+                " value, source_row, now() FROM {batch}",
+                {"run_id": run_id, "target": target},
+            )
+        return frame.height
+
+    def write_plan(self, run_id: str, target: str, plan: pl.DataFrame) -> int:
+        """Store a run's plan (:data:`transforms.diff.PLAN_SCHEMA`) before anything is sent.
+
+        ``unchanged`` rows are not stored (millions of them would say nothing an auditor
+        needs; count them in the run summary). Where an update or close has no
+        ``base_payload``, the snapshot's payload is filled in here, so that the diff can run
+        on hashes alone. Returns the number of rows stored.
+        """
+        frame = plan.filter(pl.col("action") != "unchanged").select(PLAN_SCHEMA.names())
+        if frame.height == 0:
+            return 0
+        with self.transaction():
+            self._insert(
+                frame,
+                """
+                INSERT INTO plan
+                SELECT $run_id, $target, b.plan_id, b.external_id, b.action, b.status,
+                       b.remote_id, b.payload, b.content_hash,
+                       CASE WHEN b.action IN ('update', 'close')
+                            THEN coalesce(b.base_payload, s.payload) END,
+                       b.reason, now()
+                FROM {batch} b
+                LEFT JOIN snapshot s ON s.target = $target AND s.external_id = b.external_id
+                """,
+                {"run_id": run_id, "target": target},
+            )
+        return frame.height
+
+    def plan(self, run_id: str) -> pl.DataFrame:
+        """A run's stored plan: :data:`~transforms.diff.PLAN_SCHEMA` columns plus ``target``
+        and ``planned_at``, by ``external_id``."""
+        columns = ", ".join(PLAN_SCHEMA.names())
+        return self._frame(
+            f"SELECT {columns}, target, planned_at FROM plan WHERE run_id = $run_id"
+            " ORDER BY external_id, action",
+            {"run_id": run_id},
+        )
+
+    def open_journal(self, run_id: str, target: str, plan_ids: Sequence[str]) -> None:
+        """Record intents as ``pending`` and commit, before the batch's calls are made."""
+        if not plan_ids:
+            return
+        frame = pl.DataFrame({"plan_id": list(plan_ids)}, schema={"plan_id": pl.String})
+        with self.transaction():
+            self._insert(
+                frame,
+                "INSERT INTO journal"
+                " SELECT $run_id, $target, plan_id, 'pending', now(), NULL, NULL FROM {batch}",
+                {"run_id": run_id, "target": target},
+            )
+
+    def pending_journal(self, target: str) -> pl.DataFrame:
+        """Intents still pending (a crashed run's batch in flight), with their plan rows.
+
+        Columns: ``run_id, plan_id, opened_at`` and the plan row's ``external_id, action,
+        status, remote_id, payload, content_hash, base_payload, reason``.
+        """
+        return self._frame(
+            """
+            SELECT j.run_id, j.plan_id, j.opened_at, p.external_id, p.action, p.status,
+                   p.remote_id, p.payload, p.content_hash, p.base_payload, p.reason
+            FROM journal j
+            JOIN plan p ON p.run_id = j.run_id AND p.plan_id = j.plan_id
+            WHERE j.target = $target AND j.state = 'pending'
+            ORDER BY j.opened_at, p.external_id
+            """,
+            {"target": target},
+        )
+
+    def record_batch(
+        self,
+        run_id: str,
+        target: str,
+        *,
+        calls: pl.DataFrame,
+        outcomes: pl.DataFrame,
+        snapshot_upserts: pl.DataFrame,
+        snapshot_deletes: Sequence[str],
+    ) -> None:
+        """Record one executed batch in ONE transaction (all of it, or none of it).
+
+        Inserts ``calls`` (:data:`~pipelines.state.frames.CALLS_SCHEMA`) and ``outcomes``
+        (:data:`~pipelines.state.frames.OUTCOMES_SCHEMA`), upserts ``snapshot_upserts``
+        (:data:`~pipelines.state.frames.SNAPSHOT_SCHEMA`; confirmed successes only) and
+        deletes the ``snapshot_deletes`` keys, and closes the journal entries of the
+        outcomes' plan ids (whichever run opened them). ``run_id`` and ``target`` columns are
+        set from the arguments.
+        """
+        params = {"run_id": run_id, "target": target}
+        calls = _conform(calls, CALLS_SCHEMA, params)
+        outcomes = _conform(outcomes, OUTCOMES_SCHEMA, params)
+        upserts = _conform(snapshot_upserts, SNAPSHOT_SCHEMA, {}).unique(
+            "external_id", keep="last", maintain_order=True
+        )
+        deletes = pl.DataFrame(
+            {"external_id": list(snapshot_deletes)}, schema={"external_id": pl.String}
+        )
+        closing = outcomes.select(pl.col("plan_id").drop_nulls().unique())
+        with self.transaction():
+            if calls.height:
+                self._insert(calls, "INSERT INTO calls SELECT * FROM {batch}", {})
+            if outcomes.height:
+                self._insert(outcomes, "INSERT INTO outcomes SELECT * FROM {batch}", {})
+            if closing.height:
+                self._insert(
+                    closing,
+                    "UPDATE journal SET state = 'done', closed_at = now(), closed_run_id = $run_id"
+                    " WHERE target = $target AND state = 'pending'"
+                    " AND plan_id IN (SELECT plan_id FROM {batch})",
+                    params,
+                )
+            if upserts.height:
+                self._insert(
+                    upserts,
+                    "INSERT OR REPLACE INTO snapshot SELECT $target, external_id, remote_id,"
+                    " content_hash, payload, status, now(), $run_id FROM {batch}",
+                    params,
+                )
+            if deletes.height:
+                self._insert(
+                    deletes,
+                    "DELETE FROM snapshot WHERE target = $target"
+                    " AND external_id IN (SELECT external_id FROM {batch})",
+                    {"target": target},
+                )
+
+
+def _conform(frame: pl.DataFrame, schema: pl.Schema, params: Mapping[str, Any]) -> pl.DataFrame:
+    """The frame with exactly ``schema``'s columns, in order, run_id/target from ``params``."""
+    if frame.height == 0:  # e.g. pl.DataFrame([]) from an empty list: no columns at all
+        return pl.DataFrame(schema=schema)
+    missing = [n for n in schema.names() if n not in frame.columns and n not in params]
+    if missing:
+        raise ValueError(f"missing column(s): {', '.join(missing)}")
+    return frame.with_columns(
+        pl.lit(value, pl.String).alias(name) for name, value in params.items()
+    ).select(pl.col(name).cast(dtype) for name, dtype in schema.items())

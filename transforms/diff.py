@@ -1,0 +1,240 @@
+"""Diff: mapped extract vs the target's snapshot → one plan row per key.
+
+Keys are joined on ``external_id`` and compared by content hash, never value by value.
+
+============  ==============================================================  ===========
+action        when                                                            modes
+============  ==============================================================  ===========
+create        in the extract, not in the snapshot, status active               not update-only
+update        in both, hash differs (``changed``) or snapshot closed           not create-only
+              (``reopened``), or its last outcome failed (``retry``)
+close         status closed, the snapshot holds it active                     not create-only
+delete        in the snapshot, not in the extract                             mirror only
+unchanged     in both, same hash and status (or closed in both)               all
+skip          a planned action the mode forbids, a closed key never synced,   all
+              or a key quarantined after ``quarantine_after`` failed runs
+============  ==============================================================  ===========
+
+A key whose last outcome failed is planned again with reason ``retry`` (even if unchanged);
+after ``quarantine_after`` failed runs it is skipped (``quarantined``) until its content
+changes. Keys rejected by validation are never deleted: they are in the extract, only broken.
+"""
+
+from __future__ import annotations
+
+import polars as pl
+
+from transforms.canonical import digest, sha256_text
+from transforms.schema import Mode, Target
+
+PLAN_SCHEMA = pl.Schema(
+    {
+        "plan_id": pl.String,
+        "external_id": pl.String,
+        "action": pl.String,
+        "status": pl.String,
+        "remote_id": pl.String,
+        "payload": pl.String,
+        "content_hash": pl.String,
+        "base_payload": pl.String,
+        "reason": pl.String,
+    }
+)
+"""Columns of :func:`plan_actions`' result."""
+
+ACTIONS: tuple[str, ...] = ("create", "update", "close", "delete", "unchanged", "skip")
+PLAN_ID_LENGTH = 32
+
+
+def plan_id(target: str, external_id: str, action: str, content_hash: str | None) -> str:
+    """The plan row id: SHA-256 hex of ``target|external_id|action|content_hash``, 32 digits.
+
+    The same action on the same content keeps its id across retries and runs.
+    """
+    return sha256_text(f"{target}|{external_id}|{action}|{content_hash or ''}")[:PLAN_ID_LENGTH]
+
+
+def _keys(frame: pl.DataFrame | pl.Series | None) -> pl.Series:
+    if frame is None:
+        return pl.Series("external_id", [], pl.String)
+    if isinstance(frame, pl.Series):
+        return frame.cast(pl.String).drop_nulls()
+    return frame.get_column("external_id").cast(pl.String).drop_nulls()
+
+
+def _classify(mode: Mode) -> tuple[pl.Expr, pl.Expr]:
+    new = pl.col("__in_m") & ~pl.col("__in_s")
+    gone = ~pl.col("__in_m") & pl.col("__in_s")
+    closed = pl.col("status") == "closed"
+    was_closed = pl.col("__s_status") == "closed"
+    changed = pl.col("content_hash") != pl.col("__s_hash")
+    can_create = mode != "update-only"
+    can_update = mode != "create-only"
+    action = (
+        pl.when(gone)
+        .then(pl.lit("delete"))
+        .when(new & closed)
+        .then(pl.lit("skip"))
+        .when(new)
+        .then(pl.lit("create" if can_create else "skip"))
+        .when(closed & was_closed)
+        .then(pl.lit("unchanged"))
+        .when(closed)
+        .then(pl.lit("close" if can_update else "skip"))
+        .when(was_closed | changed)
+        .then(pl.lit("update" if can_update else "skip"))
+        .otherwise(pl.lit("unchanged"))
+    )
+    forbidden = f"{mode} mode"
+    reason = (
+        pl.when(gone)
+        .then(pl.lit("missing from extract"))
+        .when(new & closed)
+        .then(pl.lit("closed, never synced"))
+        .when(new)
+        .then(pl.lit("new" if can_create else forbidden))
+        .when(closed & was_closed)
+        .then(pl.lit("closed"))
+        .when(closed)
+        .then(pl.lit("status closed" if can_update else forbidden))
+        .when(was_closed)
+        .then(pl.lit("reopened" if can_update else forbidden))
+        .when(changed)
+        .then(pl.lit("changed" if can_update else forbidden))
+        .otherwise(pl.lit("same content"))
+    )
+    return action, reason
+
+
+def plan_actions(
+    mapped: pl.DataFrame,
+    snapshot: pl.DataFrame,
+    *,
+    target: Target,
+    mode: Mode,
+    failures: pl.DataFrame | None = None,
+    quarantine_after: int = 5,
+    rejected: pl.DataFrame | pl.Series | None = None,
+) -> pl.DataFrame:
+    """Plan one action per key (see the module docstring for the rules).
+
+    ``mapped`` comes from :func:`transforms.mapping.map_rows`; ``snapshot`` needs
+    ``external_id``, ``remote_id``, ``content_hash``, ``status`` and, optionally, ``payload``
+    (then ``base_payload`` is filled for updates and closes). ``failures`` (``external_id``,
+    ``action``, ``failed_runs``, optionally ``content_hash``) lists keys whose last outcome
+    failed. ``rejected`` (a rejects frame or a series of keys) protects keys that are in the
+    extract but failed validation from being deleted.
+
+    Returns :data:`PLAN_SCHEMA` columns sorted by ``external_id``. ``payload`` and
+    ``base_payload`` are null where nothing will be sent (delete, unchanged, skip), which keeps
+    the frame small for millions of unchanged keys.
+    """
+    snap_cols = {
+        "external_id": "external_id",
+        "remote_id": "__s_remote_id",
+        "content_hash": "__s_hash",
+        "status": "__s_status",
+    }
+    if "payload" in snapshot.columns:
+        snap_cols["payload"] = "__s_payload"
+    snap = snapshot.select(pl.col(k).alias(v) for k, v in snap_cols.items())
+    if "__s_payload" not in snap.columns:
+        snap = snap.with_columns(pl.lit(None, pl.String).alias("__s_payload"))
+    src = mapped.select("external_id", "status", "remote_id", "payload", "content_hash")
+    joined = src.with_columns(pl.lit(True).alias("__in_m")).join(
+        snap.with_columns(pl.lit(True).alias("__in_s")),
+        on="external_id",
+        how="full",
+        coalesce=True,
+        maintain_order="left_right",
+    )
+    joined = joined.with_columns(pl.col("__in_m", "__in_s").fill_null(False))
+    keep = pl.col("__in_m") | (
+        pl.lit(mode == "mirror") & ~pl.col("external_id").is_in(_keys(rejected).implode())
+    )
+    action, reason = _classify(mode)
+    plan = joined.filter(keep).with_columns(action.alias("action"), reason.alias("reason"))
+    plan = _apply_failures(plan, failures, quarantine_after, mode)
+    sends = pl.col("action").is_in(["create", "update", "close"])
+    in_extract = pl.col("__in_m")
+    plan = plan.select(
+        "external_id",
+        "action",
+        pl.when(in_extract).then(pl.col("status")).otherwise(pl.col("__s_status")).alias("status"),
+        pl.coalesce("__s_remote_id", "remote_id").alias("remote_id"),
+        pl.when(sends).then(pl.col("payload")).alias("payload"),
+        pl.when(in_extract)
+        .then(pl.col("content_hash"))
+        .otherwise(pl.col("__s_hash"))
+        .alias("content_hash"),
+        pl.when(pl.col("action").is_in(["update", "close"]))
+        .then(pl.col("__s_payload"))
+        .alias("base_payload"),
+        "reason",
+    ).sort("external_id")
+    key = pl.concat_str(
+        pl.lit(target),
+        pl.col("external_id"),
+        pl.col("action"),
+        pl.col("content_hash").fill_null(""),
+        separator="|",
+    )
+    ids = digest(plan.select(key.alias("k")).get_column("k"), "sha256").str.head(PLAN_ID_LENGTH)
+    return (
+        plan.with_columns(ids.alias("plan_id"))
+        .select(PLAN_SCHEMA.names())
+        .cast(
+            dict(PLAN_SCHEMA)  # type: ignore[arg-type]
+        )
+    )
+
+
+def _apply_failures(
+    plan: pl.DataFrame, failures: pl.DataFrame | None, quarantine_after: int, mode: Mode
+) -> pl.DataFrame:
+    if failures is None or failures.height == 0:
+        return plan
+    cols = [pl.col("external_id"), pl.col("action").alias("__f_action"), pl.col("failed_runs")]
+    if "content_hash" in failures.columns:
+        cols.append(pl.col("content_hash").alias("__f_hash"))
+    else:
+        cols.append(pl.lit(None, pl.String).alias("__f_hash"))
+    failed = failures.select(cols).unique("external_id", keep="last")
+    plan = plan.join(failed, on="external_id", how="left", maintain_order="left")
+    has_failed = pl.col("failed_runs").is_not_null()
+    current_hash = pl.when(pl.col("__in_m")).then(pl.col("content_hash")).otherwise("__s_hash")
+    quarantined = (pl.col("failed_runs") >= quarantine_after) & (
+        pl.col("__f_hash").is_null() | (pl.col("__f_hash") == current_hash)
+    )
+    acting = pl.col("action").is_in(["create", "update", "close", "delete"])
+    unchanged = pl.col("action") == "unchanged"
+    retried_unchanged = (
+        has_failed
+        & unchanged
+        & pl.col("__f_action").is_in(["create", "update", "close"])
+        & pl.col("__in_s")
+        & pl.lit(mode != "create-only")
+    )
+    plan = plan.with_columns(
+        pl.when(retried_unchanged)
+        .then(
+            pl.when(pl.col("status") == "closed").then(pl.lit("close")).otherwise(pl.lit("update"))
+        )
+        .otherwise(pl.col("action"))
+        .alias("action"),
+        pl.when(retried_unchanged | (has_failed & acting))
+        .then(pl.lit("retry"))
+        .otherwise(pl.col("reason"))
+        .alias("reason"),
+    )
+    acting = pl.col("action").is_in(["create", "update", "close", "delete"])
+    return plan.with_columns(
+        pl.when(has_failed & quarantined & acting)
+        .then(pl.lit("skip"))
+        .otherwise(pl.col("action"))
+        .alias("action"),
+        pl.when(has_failed & quarantined & acting)
+        .then(pl.format("quarantined after {} failed runs", pl.col("failed_runs")))
+        .otherwise(pl.col("reason"))
+        .alias("reason"),
+    ).drop("__f_action", "failed_runs", "__f_hash")

@@ -1,0 +1,258 @@
+"""Validation: split a normalised extract into rows a target accepts and itemised rejects.
+
+Every rule is a vectorised polars expression that is true where a row breaks it; the rules a
+target gets come from its field table (:mod:`transforms.fields`), so a column is checked
+exactly when it is sent. A null or duplicated ``external_id`` rejects every row with that key
+(never first-wins): custsync cannot tell which of two rows the CRM meant.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import polars as pl
+
+from transforms.countries import ISO_3166_ALPHA2
+from transforms.fields import (
+    MAX_FIELD_CHARS,
+    TARGET_FIELDS,
+    VERIFONE_FORBIDDEN_CHARACTERS,
+    Field,
+)
+from transforms.schema import CANONICAL_COLUMNS, STATUSES, Target
+
+EMAIL_PATTERN = (
+    r"^[a-z0-9.!#$%&'*+/=?^_`{|}~-]+"
+    r"@[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)+$"
+)
+"""The WHATWG HTML ``valid e-mail address`` (what browsers accept), on the lower-cased value,
+with a dot required in the domain: providers deliver mail to public domains only."""
+
+ISO_DATE_PATTERN = r"^\d{4}-\d{2}-\d{2}$"
+
+REJECTS_SCHEMA = pl.Schema(
+    {
+        "external_id": pl.String,
+        "field": pl.String,
+        "rule": pl.String,
+        "message": pl.String,
+        "value": pl.String,
+        "source_row": pl.Int64,
+    }
+)
+"""Columns of :attr:`Validated.rejects`. ``source_row`` is the 1-based position of the (first)
+offending row in the extract, files concatenated in the order given."""
+
+_TARGET_NAMES: dict[Target, str] = {"verifone": "Verifone", "sumup": "SumUp"}
+_ROW = "__row"
+_COUNT = "__key_rows"
+
+
+@dataclass(frozen=True)
+class Validated:
+    """The outcome of :func:`validate`."""
+
+    valid: pl.DataFrame
+    """Rows that pass every rule of the target, with exactly the canonical columns."""
+    rejects: pl.DataFrame
+    """One row per (key, field, rule) broken; see :data:`REJECTS_SCHEMA`."""
+
+
+@dataclass(frozen=True)
+class _Rule:
+    field: str
+    rule: str
+    broken: pl.Expr
+    message: pl.Expr
+    shows_value: bool = True
+
+
+def _length(name: str) -> pl.Expr:
+    return pl.col(name).str.len_chars()
+
+
+def _field_rules(field: Field, target: Target) -> list[_Rule]:
+    name, col = field.column, pl.col(field.column)
+    where = f"{_TARGET_NAMES[target]} {field.path}"
+    rules = [
+        _Rule(
+            name,
+            "max_field_size",
+            _length(name) > MAX_FIELD_CHARS,
+            pl.format(f"{{}} characters; custsync sends at most {MAX_FIELD_CHARS}", _length(name)),
+        )
+    ]
+    if field.max_length is not None:
+        rules.append(
+            _Rule(
+                name,
+                "max_length",
+                _length(name) > field.max_length,
+                pl.format(
+                    f"{{}} characters; {where} allows at most {field.max_length}", _length(name)
+                ),
+            )
+        )
+    if field.pattern is not None:
+        rules.append(
+            _Rule(
+                name,
+                "pattern",
+                ~col.str.contains(field.pattern),
+                pl.lit(f"{where} must match {field.pattern}"),
+            )
+        )
+    if field.format == "email":
+        rules.append(
+            _Rule(name, "email", ~col.str.contains(EMAIL_PATTERN), pl.lit("not an e-mail address"))
+        )
+    elif field.format == "country":
+        rules.append(
+            _Rule(
+                name,
+                "country",
+                ~col.is_in(sorted(ISO_3166_ALPHA2)),
+                pl.lit("not an ISO 3166-1 alpha-2 country code"),
+            )
+        )
+    elif field.format == "date":
+        parsed = col.str.to_date("%Y-%m-%d", strict=False)
+        rules.append(
+            _Rule(
+                name,
+                "date",
+                ~col.str.contains(ISO_DATE_PATTERN) | parsed.is_null(),
+                pl.lit("not a calendar date in ISO form YYYY-MM-DD"),
+            )
+        )
+    if target == "verifone":
+        rules.append(
+            _Rule(
+                name,
+                "forbidden_character",
+                col.str.contains_any(list(VERIFONE_FORBIDDEN_CHARACTERS)),
+                pl.lit("Verifone does not allow a backslash in customer fields"),
+            )
+        )
+    # An absent value breaks no field rule (whether it is required is a rule of its own).
+    return [
+        _Rule(r.field, r.rule, col.is_not_null() & r.broken, r.message, r.shows_value)
+        for r in rules
+    ]
+
+
+def rules_for(target: Target) -> list[_Rule]:
+    """Every row-level rule of ``target`` (the key rules are applied separately)."""
+    rules = [
+        _Rule(
+            "external_id",
+            "max_field_size",
+            _length("external_id") > MAX_FIELD_CHARS,
+            pl.format(
+                f"{{}} characters; custsync accepts at most {MAX_FIELD_CHARS}",
+                _length("external_id"),
+            ),
+            shows_value=False,
+        ),
+        _Rule(
+            "status",
+            "status",
+            ~pl.col("status").is_in(STATUSES),
+            pl.lit("status must be 'active', 'closed' or empty (active)"),
+        ),
+    ]
+    for field in TARGET_FIELDS[target]:
+        rules.extend(_field_rules(field, target))
+    if target == "verifone":
+        rules.append(
+            _Rule(
+                "company_name",
+                "name_or_company",
+                pl.col("company_name").is_null()
+                & (pl.col("first_name").is_null() | pl.col("last_name").is_null()),
+                pl.lit("Verifone needs company_name, or both first_name and last_name"),
+                shows_value=False,
+            )
+        )
+    return rules
+
+
+def mask(value: pl.Expr) -> pl.Expr:
+    """Show at most the first 3 characters (and at most half) of a value, then ``***``."""
+    keep = pl.min_horizontal(pl.lit(3, pl.UInt32), value.str.len_chars() // 2)
+    return pl.when(value.is_not_null()).then(value.str.slice(0, keep) + pl.lit("***"))
+
+
+def validate(frame: pl.LazyFrame, target: Target) -> Validated:
+    """Apply ``target``'s rules to a normalised extract (see :mod:`transforms.normalise`).
+
+    Returns the rows that pass every rule and one reject per (key, field, rule) broken; rows
+    whose key is missing get one ``required`` reject each. The rejected value is masked
+    (:func:`mask`): rejects are stored and shown, and must not become a copy of the CRM.
+    """
+    rules = rules_for(target)
+    flags = [f"__r{i}" for i in range(len(rules))]
+    key = pl.col("external_id")
+    checked = (
+        frame.select(CANONICAL_COLUMNS)
+        .with_row_index(_ROW, offset=1)
+        .with_columns(pl.len().over("external_id").alias(_COUNT))
+        .with_columns(
+            *(
+                rule.broken.fill_null(False).alias(flag)
+                for rule, flag in zip(rules, flags, strict=True)
+            ),
+        )
+        .with_columns(
+            (key.is_null() | (pl.col(_COUNT) > 1) | pl.any_horizontal(flags)).alias("__bad")
+        )
+        .collect()
+    )
+    valid = checked.filter(~pl.col("__bad")).select(CANONICAL_COLUMNS)
+    bad = checked.filter(pl.col("__bad"))
+    return Validated(valid=valid, rejects=_rejects(bad, rules, flags))
+
+
+def _rejects(bad: pl.DataFrame, rules: list[_Rule], flags: list[str]) -> pl.DataFrame:
+    key = pl.col("external_id")
+    parts = [
+        bad.filter(key.is_null()).select(
+            key,
+            field=pl.lit("external_id"),
+            rule=pl.lit("required"),
+            message=pl.lit("external_id is empty: the row cannot be matched to a customer"),
+            value=pl.lit(None, pl.String),
+            source_row=pl.col(_ROW).cast(pl.Int64),
+        ),
+        bad.filter(pl.col(_COUNT) > 1, key.is_not_null()).select(
+            key,
+            field=pl.lit("external_id"),
+            rule=pl.lit("unique"),
+            message=pl.format(
+                "external_id appears in {} rows; every one is rejected", pl.col(_COUNT)
+            ),
+            value=pl.lit(None, pl.String),
+            source_row=pl.col(_ROW).cast(pl.Int64),
+        ),
+    ]
+    keyed = bad.filter(key.is_not_null())
+    for rule, flag in zip(rules, flags, strict=True):
+        hits = keyed.filter(pl.col(flag))
+        if hits.height == 0:
+            continue
+        parts.append(
+            hits.select(
+                key,
+                field=pl.lit(rule.field),
+                rule=pl.lit(rule.rule),
+                message=rule.message,
+                value=mask(pl.col(rule.field)) if rule.shows_value else pl.lit(None, pl.String),
+                source_row=pl.col(_ROW).cast(pl.Int64),
+            )
+        )
+    rejects = pl.concat(parts, how="vertical").cast(dict(REJECTS_SCHEMA))  # type: ignore[arg-type]
+    keyed_part = rejects.filter(key.is_not_null()).unique(
+        ["external_id", "field", "rule"], keep="first", maintain_order=True
+    )
+    unkeyed = rejects.filter(key.is_null())
+    return pl.concat([unkeyed, keyed_part]).sort("source_row", "field", "rule")
