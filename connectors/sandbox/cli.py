@@ -80,11 +80,11 @@ def sandbox_command(host: str, port: int, port_file: Path | None, **knobs: Any) 
         raise click.UsageError(str(exc)) from exc
 
     def ready(base_url: str) -> None:
+        if port_file is not None:
+            port_file.write_text(base_url.rsplit(":", 1)[1] + "\n", encoding="utf-8")
         click.echo(base_url)
         click.echo(_banner(base_url, config))
         sys.stdout.flush()
-        if port_file is not None:
-            port_file.write_text(base_url.rsplit(":", 1)[1] + "\n", encoding="utf-8")
 
     try:
         run_sandbox(host, port, config, on_ready=ready)

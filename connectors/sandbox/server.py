@@ -50,12 +50,15 @@ def uvicorn_config(app: SandboxApp, *, configure_logging: bool) -> uvicorn.Confi
 
 
 def bind(host: str, port: int) -> socket.socket:
-    """A listening-ready TCP socket; ``port=0`` picks a free port."""
+    """A listening TCP socket; ``port=0`` picks a free port."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         sock.bind((host, port))
+        # Listening now (not when uvicorn starts) lets callers connect as soon as they know
+        # the URL: early connections wait in the backlog instead of being refused.
+        sock.listen(2048)
     except OSError as exc:
         sock.close()
         raise SandboxError(f"cannot listen on {host}:{port}: {exc}") from exc

@@ -278,22 +278,13 @@ class SumUpStore:
         return record
 
     def update(self, record: SRecord, patch: dict[str, Any]) -> SRecord:
-        """Apply ``patch`` to the personal details: given keys overwrite, ``None`` clears.
-
-        ``address`` merges key by key the same way (JSON Merge Patch, RFC 7396).
+        """Overwrite the given personal details, keep the rest ("only overwrites the
+        parameters included in the request"). ``address`` merges key by key the same way.
         """
         current: dict[str, Any] = orjson.loads(record.details) if record.details else {}
         for key, value in patch.items():
-            if value is None:
-                current.pop(key, None)
-            elif key == "address":
-                address = dict(current.get("address") or {})
-                for sub, sub_value in value.items():
-                    if sub_value is None:
-                        address.pop(sub, None)
-                    else:
-                        address[sub] = sub_value
-                current["address"] = address
+            if key == "address":
+                current["address"] = {**(current.get("address") or {}), **value}
             else:
                 current[key] = value
         ordered = {k: current[k] for k in SUMUP_DETAILS if k in current}

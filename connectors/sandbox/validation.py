@@ -3,9 +3,8 @@
 Decisions where the documents are silent (see docs/sandbox.md, "Fidelity decisions"):
 
 - Unknown fields are ignored and not stored, as most real APIs do.
-- ``null`` is not a string: Verifone rejects it (omit the field instead). SumUp accepts
-  ``null`` inside ``personal_details`` (its own SDK sends it): on create it means "absent",
-  on update it clears the field (JSON Merge Patch, RFC 7396).
+- ``null`` is not a string (no schema field is nullable): rejected by both APIs; omit the
+  field instead.
 - Verifone's documented field restriction "``\\`` is disallowed" applies to every string field.
 - Patterns are matched against the whole value (``$`` does not accept a trailing newline).
 """
@@ -164,8 +163,8 @@ def _check_sumup_string(value: Any, param: str, max_length: int | None = None) -
     return value
 
 
-def validate_personal_details(details: Any, *, keep_nulls: bool) -> dict[str, Any]:
-    """Check ``PersonalDetails``; ``keep_nulls`` keeps ``None`` as "clear this field"."""
+def validate_personal_details(details: Any) -> dict[str, Any]:
+    """Check ``PersonalDetails``; return it reduced to the known fields, in stored order."""
     if not isinstance(details, dict):
         raise SumUpInvalid("personal_details", "Validation error: must be an object")
     clean: dict[str, Any] = {}
@@ -174,22 +173,14 @@ def validate_personal_details(details: Any, *, keep_nulls: bool) -> dict[str, An
             continue
         value = details[name]
         param = f"personal_details.{name}"
-        if value is None:
-            if keep_nulls:
-                clean[name] = None
-            continue
         if name == "address":
             if not isinstance(value, dict):
                 raise SumUpInvalid(param, "Validation error: must be an object")
-            address: dict[str, Any] = {}
-            for key in SUMUP_ADDRESS:
-                if key in value:
-                    if value[key] is None:
-                        if keep_nulls:
-                            address[key] = None
-                        continue
-                    address[key] = _check_sumup_string(value[key], f"{param}.{key}")
-            clean[name] = address
+            clean[name] = {
+                key: _check_sumup_string(value[key], f"{param}.{key}")
+                for key in SUMUP_ADDRESS
+                if key in value
+            }
         elif name == "birth_date":
             text = _check_sumup_string(value, param)
             if not _DATE.fullmatch(text):
@@ -211,16 +202,15 @@ def validate_sumup_create(body: Any) -> tuple[str, dict[str, Any] | None]:
     customer_id = body.get("customer_id")
     if not isinstance(customer_id, str) or not customer_id.strip():
         raise SumUpInvalid("customer_id", "Validation error")
-    details = body.get("personal_details")
-    if details is None:
+    if "personal_details" not in body:
         return customer_id, None
-    return customer_id, validate_personal_details(details, keep_nulls=False)
+    return customer_id, validate_personal_details(body["personal_details"])
 
 
 def validate_sumup_update(body: Any) -> dict[str, Any]:
     """Check an update body; it must carry a ``personal_details`` object."""
     if not isinstance(body, dict):
         raise SumUpInvalid("body", "Validation error: must be a JSON object")
-    if body.get("personal_details") is None:
+    if "personal_details" not in body:
         raise SumUpInvalid("personal_details", "Validation error: personal_details is required")
-    return validate_personal_details(body["personal_details"], keep_nulls=True)
+    return validate_personal_details(body["personal_details"])
