@@ -1,0 +1,160 @@
+"""What every flow-running command shares: Prefect's environment, progress, output, exit codes."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    ProgressColumn,
+    Task,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from rich.table import Table
+from rich.text import Text
+
+from pipelines.exit_codes import ExitCode
+from pipelines.settings import SettingsError, load_settings
+
+err = Console(stderr=True)
+
+
+def prepare_prefect(verbose: bool) -> None:
+    """Quiet, offline defaults for Prefect, unless the user configured otherwise.
+
+    Must run before Prefect is imported.
+    """
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    os.environ.setdefault("PREFECT_LOGGING_LEVEL", "INFO" if verbose else "WARNING")
+
+
+def fail(message: str, code: ExitCode = ExitCode.BAD_INPUT) -> None:
+    """Print ``message`` and exit with ``code`` (no traceback)."""
+    err.print(f"[bold red]error:[/] {message}", highlight=False)
+    sys.exit(int(code))
+
+
+def check_inputs(paths: Sequence[str], what: str = "extract") -> None:
+    """Fail fast (exit 2) on a path or glob that matches nothing, before Prefect starts."""
+    from pipelines.extract import ExtractError, expand_paths
+
+    if not paths:
+        return
+    try:
+        expand_paths(paths)
+    except ExtractError as exc:
+        fail(f"{what}: {exc}")
+
+
+def check_settings() -> None:
+    """Fail fast (exit 2) on a malformed setting."""
+    try:
+        load_settings()
+    except SettingsError as exc:
+        fail(str(exc))
+
+
+class RateColumn(ProgressColumn):
+    """Records finished per second."""
+
+    def render(self, task: Task) -> Text:
+        speed = task.finished_speed or task.speed
+        return Text("" if speed is None else f"{speed:,.0f} rec/s")
+
+
+class RichProgress:
+    """A rich progress bar (rate and ETA) on stderr while calls run."""
+
+    def __init__(self, enabled: bool) -> None:
+        self._progress = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            RateColumn(),
+            TimeElapsedColumn(),
+            TimeRemainingColumn(),
+            console=err,
+            transient=True,
+            disable=not enabled,
+        )
+        self._task: TaskID | None = None
+
+    def start(self, description: str, total: int) -> None:
+        self._progress.start()
+        self._task = self._progress.add_task(description, total=total)
+
+    def advance(self, n: int) -> None:
+        if self._task is not None:
+            self._progress.advance(self._task, n)
+
+    def stop(self) -> None:
+        self._progress.stop()
+
+
+def run_flow(call: Callable[[], Awaitable[Any]], *, as_json: bool) -> dict[str, Any]:
+    """Run a flow (returning a Prefect state) with a progress bar; return its summary."""
+    from pipelines import progress
+
+    progress.attach(RichProgress(enabled=not as_json and err.is_terminal))
+
+    async def main() -> Any:
+        state = await call()
+        return await state.result(raise_on_failure=False)
+
+    try:
+        summary = asyncio.run(main())
+    finally:
+        progress.attach(None)
+    if not isinstance(summary, dict):
+        fail(f"the flow ended without a summary: {summary}", ExitCode.BAD_INPUT)
+    return summary
+
+
+_ACTIONS = ("create", "update", "delete", "close", "deactivate", "unchanged")
+
+
+def print_summary(summary: dict[str, Any], *, as_json: bool) -> None:
+    """Print a run summary: one JSON object, or a table."""
+    if as_json:
+        click.echo(json.dumps(summary, default=str))
+        return
+    out = Console()
+    title = (
+        f"{summary.get('flow', 'sync')} → {summary['target']} ({summary['mode']}"
+        f"{', dry run' if summary['dry_run'] else ''})  run {summary.get('run_id')}"
+    )
+    if summary.get("run_id") and "calls" in summary:
+        table = Table(title=title, title_justify="left")
+        for col in ("action", "planned", "succeeded", "failed"):
+            table.add_column(col, justify="left" if col == "action" else "right")
+        for action in _ACTIONS:
+            c = summary[action]
+            table.add_row(action, str(c["planned"]), str(c["succeeded"]), str(c["failed"]))
+        out.print(table)
+        out.print(
+            f"rejected {summary['rejected']} · adopted {summary['adopted']} · "
+            f"ambiguous {summary['ambiguous']} · drift {summary['drift']} · "
+            f"calls {summary['calls']} · retries {summary['retries']} · "
+            f"429s {summary['http_429']} · {summary.get('rate_per_s', 0)} calls/s · "
+            f"{summary['duration_s']} s",
+            highlight=False,
+        )
+    colour = (
+        "green" if summary["exit_code"] == 0 else "yellow" if summary["exit_code"] == 1 else "red"
+    )
+    message = f": {summary['message']}" if summary.get("message") else ""
+    out.print(
+        f"[{colour}]exit {summary['exit_code']}[/] {summary['status']}{message}", highlight=False
+    )

@@ -1,0 +1,79 @@
+"""``custsync report``: the audit trail of runs, from the DuckDB state file."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+import duckdb
+import polars as pl
+from rich.console import Console
+from rich.table import Table
+
+from pipelines.audit import recent_runs, run_failures, run_summary
+from pipelines.commands.common import fail
+from pipelines.exit_codes import ExitCode
+from pipelines.settings import SettingsError, load_settings
+from pipelines.state.store import StateStore
+
+
+def _print(frame: pl.DataFrame, fmt: str, title: str) -> None:
+    if fmt == "json":
+        click.echo(json.dumps(frame.to_dicts(), default=str))
+    elif fmt == "csv":
+        click.echo(frame.write_csv(), nl=False)
+    else:
+        table = Table(title=title, title_justify="left")
+        for col in frame.columns:
+            table.add_column(col)
+        for row in frame.iter_rows():
+            table.add_row(*("" if v is None else str(v) for v in row))
+        Console().print(table)
+
+
+@click.command("report")
+@click.option("--run", "run_id", help="Show one run: its summary and its failed records.")
+@click.option("--last", type=click.IntRange(1), default=20, show_default=True, help="Runs listed.")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["table", "json", "csv"]),
+    default="table",
+    show_default=True,
+)
+@click.option("--state", type=click.Path(dir_okay=False), help="The DuckDB state file.")
+def report_command(run_id: str | None, last: int, fmt: str, state: str | None) -> None:
+    """Show recent runs, or one run's summary and failures (--run ID).
+
+    Reads the audit views of the state file; for anything else, query it in SQL
+    (README, "The DuckDB file").
+    """
+    try:
+        path = Path(state) if state else load_settings().state
+    except SettingsError as exc:
+        fail(str(exc))
+        return
+    if not path.is_file():
+        fail(f"no state file at {path}: run a sync first, or pass --state")
+    try:
+        store = StateStore(path, read_only=True)
+    except duckdb.Error as exc:
+        fail(f"cannot open {path}: {exc}")
+        return
+    with store:
+        if run_id is None:
+            _print(recent_runs(store.con, last), fmt, f"last {last} runs ({path})")
+            return
+        summary = run_summary(store.con, run_id)
+        if summary is None:
+            fail(f"no run {run_id!r} in {path}")
+            return
+        failures = run_failures(store.con, run_id)
+        if fmt == "json":
+            click.echo(json.dumps({"run": summary, "failures": failures.to_dicts()}, default=str))
+        else:
+            _print(pl.DataFrame([summary]), fmt, f"run {run_id}")
+            _print(failures, fmt, "failed, ambiguous and rejected records")
+    sys.exit(int(ExitCode.OK))

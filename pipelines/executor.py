@@ -1,0 +1,383 @@
+"""Execute one batch of planned actions against a provider, concurrently; say what happened.
+
+The executor is asyncio inside one Prefect task per batch (never a task per record). It turns
+plan rows into connector calls and returns everything the state store needs to record the batch
+in one transaction: the outcome of every record and the snapshot rows to advance (confirmed
+successes only). It never writes to DuckDB itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, cast
+
+import orjson
+
+from connectors.errors import FatalError, ProviderError
+from connectors.http import call_ref
+from connectors.protocol import CustomerConnector
+from pipelines.reconcile import find_matches
+from transforms.mapping import content_hash, payload_from_remote
+from transforms.merge import three_way_merge
+from transforms.schema import Target
+
+ProgressHook = Callable[[int], None]
+
+
+@dataclass(frozen=True)
+class PlanRow:
+    """One intended action, as stored in the ``plan`` table before anything is sent."""
+
+    plan_id: str
+    external_id: str
+    action: str
+    remote_id: str | None
+    payload: str | None
+    content_hash: str | None
+    base_payload: str | None = None
+    reason: str | None = None
+
+    @classmethod
+    def from_mapping(cls, row: Mapping[str, Any]) -> PlanRow:
+        """Build from a plan-frame row (extra columns are ignored)."""
+        return cls(
+            plan_id=row["plan_id"],
+            external_id=row["external_id"],
+            action=row["action"],
+            remote_id=row.get("remote_id"),
+            payload=row.get("payload"),
+            content_hash=row.get("content_hash"),
+            base_payload=row.get("base_payload"),
+            reason=row.get("reason"),
+        )
+
+
+@dataclass
+class BatchResult:
+    """What one batch did: the input of :meth:`StateStore.record_batch`."""
+
+    outcomes: list[dict[str, Any]] = field(default_factory=list)
+    upserts: list[dict[str, Any]] = field(default_factory=list)
+    deletes: list[str] = field(default_factory=list)
+    fatal: FatalError | None = None
+    """Set when the provider refused us (401/403): the run must stop."""
+
+
+@dataclass(frozen=True)
+class ExecutionOptions:
+    """How the executor treats creates.
+
+    ``adopt_by``: for a migration into a provider that already holds customers, the payload fields
+    (dotted) to match an existing remote record on before creating (first non-empty one wins).
+    """
+
+    adopt_by: tuple[str, ...] = ()
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _loads(text: str | None) -> dict[str, Any] | None:
+    return None if text is None else dict(orjson.loads(text))
+
+
+def _dumps(payload: Mapping[str, Any]) -> str:
+    return orjson.dumps(payload, option=orjson.OPT_SORT_KEYS).decode()
+
+
+class BatchExecutor:
+    """Runs plan rows against one connector; one instance per run (it keeps no per-batch state)."""
+
+    def __init__(
+        self,
+        connector: CustomerConnector,
+        *,
+        run_id: str,
+        options: ExecutionOptions | None = None,
+        progress: ProgressHook | None = None,
+    ) -> None:
+        self.connector = connector
+        self.target = cast(Target, connector.target)
+        self.run_id = run_id
+        self.options = options or ExecutionOptions()
+        self._progress = progress
+
+    async def run(self, rows: Sequence[PlanRow]) -> BatchResult:
+        """Execute ``rows`` concurrently (the connector's limiter bounds the pace).
+
+        Records whose task was cancelled because the run stopped get no outcome: their journal
+        intents stay pending and the next run reconciles them.
+        """
+        result = BatchResult()
+        updates = [r for r in rows if r.action == "update" and r.remote_id]
+        remote: dict[str, dict[str, Any]] = {}
+        try:
+            if updates:
+                # One bulk fetch per batch (Verifone: id=in=(...)), not one GET per record.
+                remote = await self.connector.fetch_many(
+                    [r.remote_id for r in updates if r.remote_id]
+                )
+        except FatalError as exc:
+            result.fatal = exc
+            return result
+        except ProviderError as exc:
+            # The bulk fetch failed for good: every update of this batch fails with that reason.
+            for row in updates:
+                self._fail(result, row, exc)
+            failed = {r.plan_id for r in updates}
+            rows = [r for r in rows if r.plan_id not in failed]
+        try:
+            async with asyncio.TaskGroup() as group:
+                for row in rows:
+                    group.create_task(self._one(row, remote, result))
+        except* FatalError as eg:
+            result.fatal = next(e for e in eg.exceptions if isinstance(e, FatalError))
+        return result
+
+    async def _one(
+        self, row: PlanRow, remote: Mapping[str, dict[str, Any]], result: BatchResult
+    ) -> None:
+        call_ref.set(row.plan_id)
+        try:
+            handler = {
+                "create": self._create,
+                "update": self._update,
+                "delete": self._close,
+                "close": self._close,
+                "deactivate": self._deactivate,
+            }.get(row.action)
+            if handler is None:
+                self.record(result, row, "skipped", message=f"nothing to do for {row.action!r}")
+            else:
+                await handler(row, remote, result)
+        except FatalError:
+            raise
+        except ProviderError as exc:
+            self._fail(result, row, exc)
+        finally:
+            if self._progress is not None:
+                self._progress(1)
+
+    # -- actions -------------------------------------------------------------------------------
+
+    async def _create(
+        self, row: PlanRow, _remote: Mapping[str, dict[str, Any]], result: BatchResult
+    ) -> None:
+        payload = _loads(row.payload) or {}
+        adopted: dict[str, Any] | None = None
+        if not self.connector.capabilities.client_ids and self.options.adopt_by:
+            # A migration: the provider may hold this customer already (server-assigned ids
+            # cannot tell us, a search can).
+            found = await find_matches(self.connector, payload, self.options.adopt_by)
+            if len(found) > 1:
+                self.ambiguous(result, row, found, "several existing customers match")
+                return
+            adopted = found[0] if found else None
+        if adopted is not None:
+            await self._converge(row, payload, adopted, result, outcome="adopted")
+            return
+        created = await self.connector.create(payload)
+        if created.outcome == "ambiguous":
+            self.record(
+                result,
+                row,
+                "ambiguous",
+                message="create outcome unknown and several matching customers exist: "
+                + ", ".join(created.candidates),
+            )
+            return
+        if created.outcome == "adopted" and created.record is not None:
+            await self._converge(row, payload, created.record, result, outcome="adopted")
+            return
+        self._succeed(result, row, created.remote_id, payload)
+
+    async def _converge(
+        self,
+        row: PlanRow,
+        payload: dict[str, Any],
+        record: Mapping[str, Any],
+        result: BatchResult,
+        *,
+        outcome: str,
+    ) -> None:
+        """Bring an adopted remote record in line with the source (source fields win)."""
+        remote_id = self._remote_id(record)
+        current = payload_from_remote(self.target, record)
+        merged = three_way_merge(None, payload, current)
+        if merged.merged != current:
+            await self.connector.update(remote_id, merged.merged)
+        self._succeed(result, row, remote_id, payload, result_name=outcome, changed=merged.changed)
+
+    async def _update(
+        self, row: PlanRow, remote: Mapping[str, dict[str, Any]], result: BatchResult
+    ) -> None:
+        assert row.remote_id is not None
+        source = _loads(row.payload) or {}
+        record = remote.get(row.remote_id)
+        if record is None:
+            # Deleted at the provider outside custsync. Forget it so the next run creates it again
+            # (the CRM is the source of truth); say so loudly in the outcome.
+            result.deletes.append(row.external_id)
+            self.record(
+                result,
+                row,
+                "failed",
+                error_code="NOT_FOUND",
+                message="customer no longer exists at the provider; it will be re-created next run",
+            )
+            return
+        current = payload_from_remote(self.target, record)
+        merge = three_way_merge(_loads(row.base_payload), source, current)
+        if merge.merged != current:
+            await self.connector.update(row.remote_id, merge.merged)
+        self._succeed(
+            result,
+            row,
+            row.remote_id,
+            source,
+            changed=merge.changed,
+            drift=merge.drift,
+            conflicts=merge.conflicts,
+        )
+
+    async def _close(
+        self, row: PlanRow, _remote: Mapping[str, dict[str, Any]], result: BatchResult
+    ) -> None:
+        assert row.remote_id is not None
+        closed = await self.connector.close(row.remote_id)
+        message: str = closed.outcome
+        if closed.deactivated:
+            message += f": {len(closed.deactivated)} instrument(s) deactivated"
+        if row.action == "delete" and self.connector.capabilities.delete:
+            result.deletes.append(row.external_id)
+        else:
+            # Kept as a closed snapshot row, so that a closed customer still in the extract is
+            # not re-created, and a SumUp customer (no delete) is not closed again every night.
+            payload = _loads(row.payload) or _loads(row.base_payload) or {}
+            result.upserts.append(self._snapshot_row(row, row.remote_id, payload, status="closed"))
+        self.record(result, row, "succeeded", remote_id=row.remote_id, message=message)
+
+    async def _deactivate(
+        self, row: PlanRow, _remote: Mapping[str, dict[str, Any]], result: BatchResult
+    ) -> None:
+        assert row.remote_id is not None
+        token = (_loads(row.payload) or {}).get("token", "")
+        done = await self.connector.deactivate_instrument(row.remote_id, token)
+        self.record(
+            result,
+            row,
+            "succeeded",
+            remote_id=row.remote_id,
+            message="deactivated" if done else "already inactive",
+        )
+
+    # -- bookkeeping -----------------------------------------------------------------------------
+
+    def _remote_id(self, record: Mapping[str, Any]) -> str:
+        key = "customer_id" if self.connector.capabilities.client_ids else "id"
+        return str(record[key])
+
+    def _snapshot_row(
+        self, row: PlanRow, remote_id: str, payload: Mapping[str, Any], *, status: str
+    ) -> dict[str, Any]:
+        return {
+            "external_id": row.external_id,
+            "remote_id": remote_id,
+            "content_hash": row.content_hash or content_hash(payload),
+            "payload": row.payload if row.payload is not None else _dumps(payload),
+            "status": status,
+        }
+
+    def _succeed(
+        self,
+        result: BatchResult,
+        row: PlanRow,
+        remote_id: str | None,
+        payload: Mapping[str, Any],
+        *,
+        result_name: str = "succeeded",
+        changed: Sequence[str] = (),
+        drift: Sequence[str] = (),
+        conflicts: Sequence[str] = (),
+    ) -> None:
+        if remote_id is not None:
+            result.upserts.append(self._snapshot_row(row, remote_id, payload, status="active"))
+        message = None
+        if conflicts:
+            message = "source and provider both changed: " + ", ".join(conflicts)
+        self.record(
+            result,
+            row,
+            result_name,
+            remote_id=remote_id,
+            changed=changed,
+            drift=drift,
+            message=message,
+        )
+
+    def ambiguous(
+        self, result: BatchResult, row: PlanRow, found: Sequence[Mapping[str, Any]], why: str
+    ) -> None:
+        """Record that several remote customers match ``row``: never guessed, left for a person."""
+        ids = ", ".join(self._remote_id(r) for r in found)
+        self.record(
+            result, row, "ambiguous", message=f"{why}: left for a person to resolve ({ids})"
+        )
+
+    def _fail(self, result: BatchResult, row: PlanRow, exc: ProviderError) -> None:
+        self.record(
+            result,
+            row,
+            "failed",
+            http_status=exc.status,
+            error_class=type(exc).__name__,
+            error_code=exc.code,
+            message=exc.message,
+        )
+
+    def adopt(
+        self, result: BatchResult, row: PlanRow, record: Mapping[str, Any], *, message: str
+    ) -> None:
+        """Record that ``row``'s customer already exists remotely as ``record`` (snapshot it)."""
+        remote_id = self._remote_id(record)
+        payload = _loads(row.payload) or {}
+        result.upserts.append(self._snapshot_row(row, remote_id, payload, status="active"))
+        self.record(result, row, "adopted", remote_id=remote_id, message=message)
+
+    def record(
+        self,
+        result: BatchResult,
+        row: PlanRow,
+        outcome: str,
+        *,
+        remote_id: str | None = None,
+        http_status: int | None = None,
+        error_class: str | None = None,
+        error_code: str | None = None,
+        message: str | None = None,
+        changed: Sequence[str] = (),
+        drift: Sequence[str] = (),
+    ) -> None:
+        """Append the outcome of ``row`` to ``result``."""
+        result.outcomes.append(
+            {
+                "run_id": self.run_id,
+                "target": self.target,
+                "plan_id": row.plan_id,
+                "external_id": row.external_id,
+                "action": row.action,
+                "result": outcome,
+                "remote_id": remote_id or row.remote_id,
+                "http_status": http_status,
+                "error_class": error_class,
+                "error_code": error_code,
+                "message": message,
+                "changed_fields": list(changed),
+                "drift_fields": list(drift),
+                "at": _now(),
+            }
+        )

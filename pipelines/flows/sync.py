@@ -1,0 +1,157 @@
+"""The sync flow: extract → validate → diff → plan → execute in batches → record.
+
+Prefect tasks are stages and batches, never single API calls. The execute step has no Prefect
+retries: retries live in the connectors, and a failed record is retried by the next run.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Literal
+
+import duckdb
+from prefect import flow, get_run_logger, task
+from prefect.artifacts import acreate_markdown_artifact
+from prefect.cache_policies import NO_CACHE
+from prefect.states import Completed, Failed, State
+
+from connectors.errors import AuthError, FatalError
+from pipelines.exit_codes import ExitCode
+from pipelines.extract import ExtractError
+from pipelines.progress import listener
+from pipelines.run import Run, RunSpec, RunStop
+from pipelines.settings import SettingsError
+from pipelines.summary import failed_records, to_markdown
+
+TargetName = Literal["verifone", "sumup"]
+ModeName = Literal["mirror", "upsert", "update-only", "create-only"]
+
+_TASK = {"cache_policy": NO_CACHE, "persist_result": False, "retries": 0}
+
+
+@task(name="reconcile-crashed-batch", **_TASK)  # type: ignore[call-overload]
+async def reconcile_stage(run: Run) -> int:
+    """Settle what a crashed run left in flight before anything else is planned."""
+    return await run.reconcile()
+
+
+@task(name="plan", **_TASK)  # type: ignore[call-overload]
+def plan_stage(run: Run) -> int:
+    """Read, normalise, validate, diff; store rejects and the plan. Returns actions planned."""
+    return run.plan()
+
+
+@task(name="execute-batch", **_TASK)  # type: ignore[call-overload]
+async def execute_stage(run: Run, batch_no: int) -> None:
+    """Send one batch of planned actions and record it in one DuckDB transaction."""
+    await run.execute_batch(batch_no)
+
+
+async def _final_state(run: Run, started: float) -> State[Any]:
+    summary = run.finish(duration_s=time.monotonic() - started)
+    logger = get_run_logger()
+    try:
+        await acreate_markdown_artifact(
+            to_markdown(summary),
+            key=f"custsync-{summary['flow']}-{summary['target']}",
+            description="custsync run summary",
+        )
+    except (RuntimeError, ValueError) as exc:  # an artifact is a nicety; never lose the run for it
+        logger.warning("could not create the summary artifact: %s", exc)
+    if summary["exit_code"] >= ExitCode.BAD_INPUT:
+        logger.error("run stopped: %s", summary.get("message"))
+        return Failed(message=str(summary.get("message")), data=summary)
+    if summary["exit_code"] == ExitCode.RECORDS_FAILED:
+        logger.warning("%d record(s) failed or were rejected", failed_records(summary))
+    return Completed(message="done", data=summary)
+
+
+async def run_flow(spec: RunSpec) -> State[Any]:
+    """Body shared by the sync and migrate flows."""
+    started = time.monotonic()
+    logger = get_run_logger()
+    try:
+        run = Run.open(spec)
+    except (SettingsError, ExtractError, OSError, duckdb.Error) as exc:
+        # Nothing could be recorded: the state file itself is unusable.
+        return Failed(message=str(exc), data=Run.unrecorded_summary(spec, exc, started))
+    try:
+        if not spec.dry_run:
+            settled = await reconcile_stage(run)
+            if settled:
+                logger.info("reconciled %d action(s) left in flight by an earlier run", settled)
+        planned = plan_stage(run)
+        logger.info("%d action(s) planned, %d unchanged", planned, run.unchanged)
+        run.check_guards()
+        if not spec.dry_run and planned:
+            listener().start(f"{spec.target}: {spec.mode}", planned)
+            try:
+                for batch_no in range(run.batch_count):
+                    await execute_stage(run, batch_no)
+            finally:
+                listener().stop()
+    except RunStop as stop:
+        run.stop(stop.exit_code, stop.message)
+    except (SettingsError, ExtractError) as exc:
+        run.stop(ExitCode.BAD_INPUT, str(exc))
+    except FatalError as exc:
+        run.stop(ExitCode.AUTH if isinstance(exc, AuthError) else ExitCode.BAD_INPUT, str(exc))
+    except duckdb.Error as exc:
+        run.stop(ExitCode.BAD_INPUT, f"state file {run.settings.state}: {exc}")
+    finally:
+        await run.aclose()
+    return await _final_state(run, started)
+
+
+@flow(name="custsync-sync", persist_result=False, validate_parameters=True)
+async def sync_flow(
+    extract: list[str],
+    target: TargetName,
+    mode: ModeName = "upsert",
+    dry_run: bool = False,
+    instruments: list[str] | None = None,
+    mapping: str | None = None,
+    allow_deletes: bool = False,
+    allow_empty: bool = False,
+    max_delete_fraction: float | None = None,
+    rate_limit: float | None = None,
+    concurrency: int | None = None,
+    batch_size: int | None = None,
+    state: str | None = None,
+) -> State[Any]:
+    """Sync customer extract(s) to one provider.
+
+    Args:
+        extract: CSV/Parquet files or globs in the canonical extract format.
+        target: ``verifone`` or ``sumup``.
+        mode: ``mirror`` (create, update, close, delete what left the extract), ``upsert`` (no
+            deletes), ``update-only`` or ``create-only``.
+        dry_run: plan and store the plan, send nothing.
+        instruments: extract(s) of ``external_id,token`` payment instruments to deactivate (SumUp).
+        mapping: a TOML file renaming the CRM's columns to canonical ones.
+        allow_deletes: let a mirror run delete more than ``max_delete_fraction`` of the snapshot.
+        allow_empty: let an empty extract through (otherwise the run stops, exit code 3).
+        max_delete_fraction: overrides the setting (default 0.10).
+        rate_limit: requests/s for the target (0 = no limit; unset = adaptive).
+        concurrency: calls in flight at most.
+        batch_size: planned actions per batch (one DuckDB transaction each).
+        state: the DuckDB file (default ``$CUSTSYNC_STATE`` or ``data/custsync.duckdb``).
+    """
+    return await run_flow(
+        RunSpec(
+            flow="sync",
+            extract=tuple(extract),
+            target=target,
+            mode=mode,
+            dry_run=dry_run,
+            instruments=tuple(instruments or ()),
+            mapping=mapping,
+            allow_deletes=allow_deletes,
+            allow_empty=allow_empty,
+            max_delete_fraction=max_delete_fraction,
+            rate_limit=rate_limit,
+            concurrency=concurrency,
+            batch_size=batch_size,
+            state=state,
+        )
+    )

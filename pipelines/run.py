@@ -1,0 +1,378 @@
+"""One run of a flow: the objects a run holds and the stages the flows call.
+
+A :class:`Run` owns the state store, the connector (built lazily: a dry run needs no credentials)
+and the stored plan. Flows wrap its stages in Prefect tasks; it knows nothing of Prefect.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import orjson
+import polars as pl
+
+from connectors.http import CallRecord
+from connectors.protocol import CustomerConnector
+from pipelines.connect import build_connector
+from pipelines.executor import BatchExecutor, BatchResult, ExecutionOptions, PlanRow
+from pipelines.exit_codes import ExitCode
+from pipelines.extract import read_extract, read_instruments
+from pipelines.progress import listener
+from pipelines.reconcile import find_exact
+from pipelines.settings import Settings, load_settings
+from pipelines.state.frames import calls_frame, outcomes_frame, snapshot_frame
+from pipelines.state.store import StateStore
+from transforms.diff import plan_actions, plan_id
+from transforms.mapping import map_rows, sumup_customer_id
+from transforms.normalise import normalise
+from transforms.validate import validate
+
+log = logging.getLogger("custsync")
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """What the caller asked for (flow parameters, JSON-able, no secrets)."""
+
+    flow: str
+    extract: tuple[str, ...]
+    target: str
+    mode: str = "upsert"
+    dry_run: bool = False
+    instruments: tuple[str, ...] = ()
+    mapping: str | None = None
+    allow_deletes: bool = False
+    allow_empty: bool = False
+    max_delete_fraction: float | None = None
+    rate_limit: float | None = None
+    concurrency: int | None = None
+    batch_size: int | None = None
+    state: str | None = None
+    adopt_by: tuple[str, ...] = ()
+    """Migration: payload fields to adopt an existing remote customer by before creating."""
+
+
+class RunStop(Exception):
+    """Stop the run before (more) calls are sent, with an exit code."""
+
+    def __init__(self, exit_code: ExitCode, message: str) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+        self.message = message
+
+
+class Run:
+    """State and stages of one flow run."""
+
+    def __init__(self, spec: RunSpec, settings: Settings, store: StateStore, run_id: str) -> None:
+        self.spec = spec
+        self.settings = settings
+        self.store = store
+        self.run_id = run_id
+        self.unchanged = 0
+        self.batch_count = 0
+        self._plan = pl.DataFrame()
+        self._connector: CustomerConnector | None = None
+        self._executor: BatchExecutor | None = None
+        self._calls: list[CallRecord] = []
+        self._stop: RunStop | None = None
+        self._execute_s = 0.0
+
+    # -- life cycle -------------------------------------------------------------------------------
+
+    @classmethod
+    def open(cls, spec: RunSpec) -> Run:
+        """Load settings, open the state store and record the run's start."""
+        settings = load_settings().with_overrides(
+            state=Path(spec.state) if spec.state else None,
+            rate_limit=spec.rate_limit,
+            concurrency=spec.concurrency,
+            batch_size=spec.batch_size,
+            max_delete_fraction=spec.max_delete_fraction,
+        )
+        store = StateStore(settings.state)
+        params = {
+            k: v
+            for k, v in spec.__dict__.items()
+            if k not in ("flow", "target", "mode", "dry_run", "extract")
+        }
+        run_id = store.begin_run(
+            flow=spec.flow,
+            target=spec.target,
+            mode=spec.mode,
+            dry_run=spec.dry_run,
+            extract_paths=list(spec.extract),
+            params=params,
+        )
+        return cls(spec, settings, store, run_id)
+
+    @staticmethod
+    def unrecorded_summary(spec: RunSpec, exc: BaseException, started: float) -> dict[str, Any]:
+        """The summary of a run that could not even open its state store."""
+        return {
+            "run_id": None,
+            "flow": spec.flow,
+            "target": spec.target,
+            "mode": spec.mode,
+            "dry_run": spec.dry_run,
+            "status": "error",
+            "exit_code": int(ExitCode.BAD_INPUT),
+            "message": str(exc),
+            "duration_s": round(time.monotonic() - started, 3),
+        }
+
+    def connector(self) -> CustomerConnector:
+        """The target's connector, built on first use (its calls are collected for the batch)."""
+        if self._connector is None:
+            self._connector = build_connector(
+                self.settings, self.spec.target, on_call=self._calls.append
+            )
+        return self._connector
+
+    async def aclose(self) -> None:
+        """Close the connector; the store stays open until :meth:`finish`."""
+        if self._connector is not None:
+            await self._connector.aclose()
+
+    def stop(self, exit_code: ExitCode, message: str) -> None:
+        """Remember why the run stopped (the first reason wins)."""
+        if self._stop is None:
+            self._stop = RunStop(exit_code, message)
+            log.error("%s", message)
+
+    def finish(self, *, duration_s: float) -> dict[str, Any]:
+        """Record the end of the run and return its summary."""
+        from pipelines.summary import build_summary, failed_records
+
+        summary = build_summary(
+            self.store.con, self.run_id, unchanged=self.unchanged, execute_s=self._execute_s
+        )
+        message: str | None
+        if self._stop is not None:
+            exit_code, status, message = self._stop.exit_code, "stopped", self._stop.message
+        else:
+            failed = failed_records(summary)
+            exit_code = ExitCode.RECORDS_FAILED if failed else ExitCode.OK
+            status = "planned" if self.spec.dry_run else "done"
+            message = f"{failed} record(s) failed or were rejected" if failed else None
+        summary.update(
+            {
+                "run_id": self.run_id,
+                "flow": self.spec.flow,
+                "target": self.spec.target,
+                "mode": self.spec.mode,
+                "dry_run": self.spec.dry_run,
+                "status": status,
+                "exit_code": int(exit_code),
+                "message": message,
+                "duration_s": round(duration_s, 3),
+            }
+        )
+        self.store.finish_run(self.run_id, status=status, exit_code=int(exit_code), summary=summary)
+        self.store.close()
+        return summary
+
+    # -- stages -----------------------------------------------------------------------------------
+
+    async def reconcile(self) -> int:
+        """Settle the intents a crashed run left pending; returns how many were settled.
+
+        Only a non-idempotent create needs a look at the provider (did it happen?). Every other
+        pending action is idempotent and simply planned again by this run's diff.
+        """
+        pending = self.store.pending_journal(self.spec.target)
+        if pending.height == 0:
+            return 0
+        connector = self.connector()
+        rows = [PlanRow.from_mapping(r) for r in pending.to_dicts()]
+        result = BatchResult()
+        executor = self._make_executor()
+
+        async def settle(row: PlanRow) -> None:
+            if row.action != "create" or connector.capabilities.client_ids:
+                executor.record(result, row, "skipped", message="re-planned after a crash")
+                return
+            found = await find_exact(connector, orjson.loads(row.payload or "{}"))
+            if len(found) == 1:
+                executor.adopt(result, row, found[0], message="created by a crashed run")
+            elif found:
+                executor.ambiguous(result, row, found, "a crashed run may have created it")
+            else:
+                executor.record(result, row, "skipped", message="never created; re-planned")
+
+        self._calls.clear()
+        await asyncio.gather(*(settle(r) for r in rows))
+        self._record(result)
+        return len(rows)
+
+    def plan(self) -> int:
+        """Read, validate, diff; store rejects and the plan. Returns the number of actions."""
+        spec, target = self.spec, self.spec.target
+        extract = read_extract(
+            list(spec.extract), mapping=Path(spec.mapping) if spec.mapping else None
+        )
+        for warning in extract.warnings:
+            log.warning("%s", warning)
+        validated = validate(normalise(extract.frame), target)  # type: ignore[arg-type]
+        self.store.write_rejects(self.run_id, target, validated.rejects)
+        self.valid_rows = validated.valid.height
+        entity = self.settings.verifone_entity_id if target == "verifone" else None
+        mapped = map_rows(validated.valid, target, entity_id=entity)  # type: ignore[arg-type]
+        snapshot = self.store.snapshot(target)
+        self.snapshot_active = snapshot.filter(pl.col("status") == "active").height
+        plan = plan_actions(
+            mapped,
+            snapshot,
+            target=target,  # type: ignore[arg-type]
+            mode=spec.mode,  # type: ignore[arg-type]
+            failures=self.store.failures(target),
+            quarantine_after=self.settings.quarantine_after,
+        )
+        self.unchanged = plan.filter(pl.col("action") == "unchanged").height
+        actionable = plan.filter(pl.col("action") != "unchanged")
+        if spec.instruments:
+            actionable = pl.concat(
+                [actionable, self._instrument_rows(snapshot)], how="diagonal_relaxed"
+            )
+        self.store.write_plan(self.run_id, target, actionable)
+        self._plan = actionable
+        self.batch_count = math.ceil(actionable.height / max(self.settings.batch_size, 1))
+        return actionable.height
+
+    def check_guards(self) -> None:
+        """Stop (exit 3) before any call when the plan looks like an accident."""
+        spec = self.spec
+        if self.valid_rows == 0 and not spec.allow_empty:
+            raise RunStop(
+                ExitCode.GUARD,
+                "the extract has no valid rows: refusing to run (pass --allow-empty if intended)",
+            )
+        deletes = self._plan.filter(pl.col("action") == "delete").height
+        limit = self.settings.max_delete_fraction
+        if deletes and not spec.allow_deletes and deletes > limit * max(self.snapshot_active, 1):
+            raise RunStop(
+                ExitCode.GUARD,
+                f"the plan deletes {deletes} of {self.snapshot_active} customers, more than "
+                f"{limit:.0%}: refusing to run (pass --allow-deletes if intended)",
+            )
+
+    async def execute_batch(self, batch_no: int) -> None:
+        """Send batch ``batch_no`` of the plan and record it in one transaction."""
+        size = max(self.settings.batch_size, 1)
+        rows = [PlanRow.from_mapping(r) for r in self._plan.slice(batch_no * size, size).to_dicts()]
+        if not rows:
+            return
+        executor = self._make_executor()
+        self.store.open_journal(self.run_id, self.spec.target, [r.plan_id for r in rows])
+        self._calls.clear()
+        started = time.monotonic()
+        result = await executor.run(rows)
+        self._execute_s += time.monotonic() - started
+        self._record(result)
+        if result.fatal is not None:
+            raise result.fatal
+
+    # -- helpers ----------------------------------------------------------------------------------
+
+    def _make_executor(self) -> BatchExecutor:
+        if self._executor is None:
+            self._executor = BatchExecutor(
+                self.connector(),
+                run_id=self.run_id,
+                options=ExecutionOptions(adopt_by=self.spec.adopt_by),
+                progress=listener().advance,
+            )
+        return self._executor
+
+    def _record(self, result: BatchResult) -> None:
+        calls = calls_frame(
+            [
+                {
+                    "plan_id": c.ref,
+                    "operation": c.operation,
+                    "method": c.method,
+                    "path_template": c.path_template,
+                    "status": c.status,
+                    "error_code": c.error_code,
+                    "attempt": c.attempt,
+                    "latency_ms": c.latency_ms,
+                    "started_at": c.started_at,
+                    "request_id": c.request_id,
+                }
+                for c in self._calls
+            ]
+        )
+        self._calls.clear()
+        self.store.record_batch(
+            self.run_id,
+            self.spec.target,
+            calls=calls,
+            outcomes=outcomes_frame(result.outcomes),
+            snapshot_upserts=snapshot_frame(result.upserts),
+            snapshot_deletes=result.deletes,
+        )
+
+    def _instrument_rows(self, snapshot: pl.DataFrame) -> pl.DataFrame:
+        """Plan rows for explicit instrument deactivations; unknown customers are rejected."""
+        target = self.spec.target
+        instruments = read_instruments(list(self.spec.instruments))
+        known = dict(
+            zip(snapshot["external_id"].to_list(), snapshot["remote_id"].to_list(), strict=True)
+        )
+        done = {
+            plan_id
+            for (plan_id,) in self.store.con.execute(
+                "SELECT DISTINCT plan_id FROM outcomes WHERE target = ? AND action = 'deactivate' "
+                "AND result = 'succeeded'",
+                [target],
+            ).fetchall()
+        }
+        rows, rejects = [], []
+        for ext, token in instruments.select("external_id", "token").iter_rows():
+            if target != "sumup":
+                rejects.append(
+                    (ext, "token", "unsupported", "Verifone customers have no instruments")
+                )
+                continue
+            remote_id = known.get(ext) or (sumup_customer_id(ext) if ext else None)
+            if not ext or not token or remote_id is None:
+                rejects.append((ext, "token", "required", "external_id and token are required"))
+                continue
+            pid = plan_id(target, ext, "deactivate", token)
+            if pid in done:
+                continue  # deactivated by an earlier run: nothing to send
+            rows.append(
+                {
+                    "plan_id": pid,
+                    "external_id": ext,
+                    "action": "deactivate",
+                    "remote_id": remote_id,
+                    "payload": orjson.dumps({"token": token}).decode(),
+                    "reason": "instruments extract",
+                }
+            )
+        if rejects:
+            self.store.write_rejects(
+                self.run_id,
+                target,
+                pl.DataFrame(
+                    rejects, schema=["external_id", "field", "rule", "message"], orient="row"
+                ).with_columns(value=pl.lit(None, pl.String)),
+            )
+        return pl.DataFrame(
+            rows,
+            schema={
+                "plan_id": pl.String,
+                "external_id": pl.String,
+                "action": pl.String,
+                "remote_id": pl.String,
+                "payload": pl.String,
+                "reason": pl.String,
+            },
+        )

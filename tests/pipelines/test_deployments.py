@@ -1,0 +1,34 @@
+"""prefect.yaml: every deployment's entrypoint imports and its parameters fit the flow."""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+from pathlib import Path
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[2]
+DEPLOYMENTS = yaml.safe_load((REPO / "prefect.yaml").read_text())["deployments"]
+
+
+def test_the_expected_deployments_exist() -> None:
+    names = {d["name"] for d in DEPLOYMENTS}
+    assert names == {"nightly-sync-verifone", "nightly-sync-sumup", "crm-migration", "audit-report"}
+    scheduled = {d["name"] for d in DEPLOYMENTS if d.get("schedules")}
+    assert {"nightly-sync-verifone", "nightly-sync-sumup"} <= scheduled
+    assert "crm-migration" not in scheduled
+
+
+@pytest.mark.parametrize("deployment", DEPLOYMENTS, ids=lambda d: d["name"])
+def test_entrypoint_imports_and_parameters_fit(deployment: dict) -> None:  # type: ignore[type-arg]
+    path, name = deployment["entrypoint"].split(":")
+    module = importlib.import_module(path.removesuffix(".py").replace("/", "."))
+    flow = getattr(module, name)
+    signature = inspect.signature(flow.fn)
+    params = deployment.get("parameters", {})
+    assert set(params) <= set(signature.parameters), set(params) - set(signature.parameters)
+    signature.bind(**params)  # required parameters are all given
+    secrets = {"token", "api_key", "password"}
+    assert not secrets & {p.lower() for p in params}, "credentials are never parameters"
