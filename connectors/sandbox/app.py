@@ -111,10 +111,10 @@ class SandboxApp:
 
     def apply_config(self, config: SandboxConfig) -> None:
         """Put ``config`` in force: new buckets, fault and latency generators from its seed."""
-        if config.seed != self.state.config.seed:
-            self.state.config = config
-            self.state.clear()
+        reseed = config.seed != self.state.config.seed
         self.state.config = config
+        if reseed:
+            self.state.reseed()
         self.limiter = RateLimiter(config.rate_limit, config.burst)
         self.faults = FaultInjector(config)
         self.latency = Latency(config)

@@ -22,10 +22,14 @@ class SandboxState:
         self.verifone = VerifoneStore(self.ids)
         self.sumup = SumUpStore(self.ids)
 
+    def reseed(self) -> None:
+        """Restart the id and token sequence from ``config.seed``; data is kept."""
+        self.ids = IdSource(self.config.seed)
+        self.verifone.ids = self.ids
+        self.sumup.ids = self.ids
+
     def clear(self) -> None:
         """Forget all customers and instruments; restart the id sequence from the seed."""
-        self.ids = IdSource(self.config.seed)
         self.verifone.clear()
-        self.verifone.ids = self.ids
         self.sumup.clear()
-        self.sumup.ids = self.ids
+        self.reseed()

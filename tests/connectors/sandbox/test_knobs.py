@@ -155,7 +155,10 @@ def test_seeded_faults_are_reproducible(sb: SandboxServer, client: httpx.Client)
     sb.admin.reset()  # keeps the config, restarts the generators from the seed
     assert outcomes(client, 60) == first
     assert {"404", "500", "503", "reset"} <= set(first)
-    sb.admin.configure(seed=43)
+    sb.admin.configure(fault_rate=0.0)
+    client.post("/v0.1/customers", json={"customer_id": "kept"}, headers=SUMUP)
+    sb.admin.configure(seed=43, fault_rate=0.3)
+    assert sb.admin.health()["sumup_customers"] == 1, "a new seed keeps the data"
     assert outcomes(client, 60) != first
 
 
