@@ -9,12 +9,12 @@ import httpx
 
 from connectors.caller import Caller, Classifier
 from connectors.config import ClientConfig
-from connectors.http import OnCall, make_http_client
+from connectors.http import HttpSession, OnCall
 from connectors.limiter import LimiterStats, RateLimiter
 
 
 class BaseClient:
-    """An async context manager owning one target's ``httpx.AsyncClient``, limiter and caller."""
+    """An async context manager owning one target's HTTP session, limiter and caller."""
 
     target: str
 
@@ -31,7 +31,7 @@ class BaseClient:
     ) -> None:
         self.config = config
         self.base_url = base_url
-        self._http = make_http_client(
+        self._http = HttpSession(
             base_url,
             config=config,
             headers={"authorization": auth_header},
@@ -51,7 +51,7 @@ class BaseClient:
         )
         self._caller = Caller(
             target=self.target,
-            client=self._http,
+            session=self._http,
             limiter=self.limiter,
             config=config,
             classify=classify,

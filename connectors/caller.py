@@ -21,7 +21,7 @@ from connectors.errors import (
     TransientError,
     UnknownOutcome,
 )
-from connectors.http import CallRecord, OnCall, call_ref
+from connectors.http import CallRecord, HttpSession, OnCall, call_ref
 from connectors.limiter import RateLimiter
 from connectors.retry import make_retry
 
@@ -35,8 +35,6 @@ try:  # aiohttp maps every connection failure to httpx.ConnectTimeout; look at t
     )
 except ImportError:  # pragma: no cover - aiohttp is optional
     _AIOHTTP_NEVER_SENT = ()
-
-_JSON_HEADERS = {"content-type": "application/json"}
 
 
 class Classifier(Protocol):
@@ -113,7 +111,7 @@ class Caller:
         self,
         *,
         target: str,
-        client: httpx.AsyncClient,
+        session: HttpSession,
         limiter: RateLimiter,
         config: ClientConfig,
         classify: Classifier,
@@ -123,7 +121,7 @@ class Caller:
         self.target = target
         # Credential strings to scrub from error messages, should a server echo one back.
         self._secrets = tuple(s for s in secrets if s)
-        self._client = client
+        self._session = session
         self._limiter = limiter
         self._config = config
         self._classify = classify
@@ -189,15 +187,13 @@ class Caller:
         limiter = self._limiter
         emitted = await limiter.acquire()
         request_id = uuid.uuid4().hex
-        headers = {"x-request-id": request_id}
-        if content is not None:
-            headers.update(_JSON_HEADERS)
+        request = self._session.build_request(
+            method, path, params=params, content=content, request_id=request_id
+        )
         started_at = datetime.now(UTC)
         t0 = time.perf_counter()
         try:
-            response = await self._client.request(
-                method, path, params=params, content=content, headers=headers
-            )
+            response = await self._session.send(request)
         except httpx.TransportError as exc:
             latency = (time.perf_counter() - t0) * 1000
             limiter.on_response(None, emitted, None)

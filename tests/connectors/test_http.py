@@ -10,21 +10,35 @@ import pytest
 from httpx_aiohttp import AiohttpTransport
 
 from connectors.config import ClientConfig
-from connectors.http import default_transport, make_http_client, path_segment
+from connectors.http import HttpSession, default_transport, path_segment
 
 
-def test_factory_sets_timeouts_headers_and_no_redirects() -> None:
+def test_session_sets_timeouts_headers_and_request_id() -> None:
     cfg = ClientConfig(timeout_s=7, connect_timeout_s=2, user_agent="ua/1")
-    client = make_http_client("https://x.example/base", config=cfg, headers={"authorization": "a"})
-    try:
-        assert client.timeout == httpx.Timeout(7, connect=2)
-        assert client.headers["user-agent"] == "ua/1"
-        assert client.headers["accept"] == "application/json"
-        assert client.follow_redirects is False
-        assert client.base_url == httpx.URL("https://x.example/base/")
-        assert client.trust_env is False  # no proxies or .netrc credentials from the environment
-    finally:
-        asyncio.run(client.aclose())
+    mock = httpx.MockTransport(lambda r: httpx.Response(200, content=b"{}"))
+    session = HttpSession(
+        "https://x.example/base/", config=cfg, headers={"authorization": "a"}, transport=mock
+    )
+    request = session.build_request(
+        "POST",
+        "/v2/customer",
+        params={"search": 'a=="b c"', "page_size": 5},
+        content=b"{}",
+        request_id="rid-1",
+    )
+    assert str(request.url) == (
+        "https://x.example/base/v2/customer?search=a%3D%3D%22b+c%22&page_size=5"
+    )
+    assert request.headers["user-agent"] == "ua/1"
+    assert request.headers["accept"] == "application/json"
+    assert request.headers["authorization"] == "a"
+    assert request.headers["x-request-id"] == "rid-1"
+    assert request.headers["content-type"] == "application/json"
+    assert request.headers["content-length"] == "2"
+    assert request.extensions["timeout"] == httpx.Timeout(7, connect=2).as_dict()
+    response = asyncio.run(session.send(request))
+    assert response.status_code == 200 and response.content == b"{}"
+    asyncio.run(session.aclose())
 
 
 def test_default_transport_is_aiohttp_unless_told_otherwise() -> None:
@@ -35,9 +49,9 @@ def test_default_transport_is_aiohttp_unless_told_otherwise() -> None:
 
 def test_injected_transport_wins() -> None:
     mock = httpx.MockTransport(lambda r: httpx.Response(200))
-    client = make_http_client("http://h", config=ClientConfig(), headers={}, transport=mock)
-    assert client._transport is mock
-    asyncio.run(client.aclose())
+    session = HttpSession("http://h", config=ClientConfig(), headers={}, transport=mock)
+    assert session.transport is mock
+    assert repr(session) == "HttpSession(base_url='http://h')"
 
 
 @pytest.mark.parametrize(
