@@ -23,7 +23,7 @@ from connectors.errors import (
 )
 from connectors.http import CallRecord, HttpSession, OnCall, call_ref
 from connectors.limiter import RateLimiter
-from connectors.retry import make_retry
+from connectors.retry import is_retryable, make_retry
 
 try:  # aiohttp maps every connection failure to httpx.ConnectTimeout; look at the cause
     from aiohttp import ClientConnectorError as _AiohttpConnectorError
@@ -147,6 +147,28 @@ class Caller:
         """
         cfg = self._config
         content = orjson.dumps(body) if body is not None else None
+        state = state if state is not None else CallState()
+        args = (operation, method, path_template, path, params, content, idempotent, state)
+        started = cfg.clock()
+        # tenacity costs ~25 µs per call even when nothing fails, a sixth of the whole; the
+        # first attempt runs outside it, and from the first retryable failure on tenacity
+        # runs the policy, replaying that failure as its attempt 1 so the attempt count,
+        # waits and stop are exactly the policy's.
+        try:
+            return await self._attempt(*args)
+        except ProviderError as exc:
+            if not is_retryable(exc) or cfg.max_attempts <= 1:
+                raise
+            first_failure = exc
+        replayed = False
+
+        async def attempt() -> httpx.Response:
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                raise first_failure
+            return await self._attempt(*args)
+
         retrying = make_retry(
             cfg.max_attempts,
             cfg.max_elapsed_s,
@@ -155,18 +177,9 @@ class Caller:
             backoff_base_s=cfg.backoff_base_s,
             backoff_max_s=cfg.backoff_max_s,
             on_retry=self._count_retry,
+            started_at=started,
         )
-        response: httpx.Response = await retrying(
-            self._attempt,
-            operation,
-            method,
-            path_template,
-            path,
-            params,
-            content,
-            idempotent,
-            state if state is not None else CallState(),
-        )
+        response: httpx.Response = await retrying(attempt)
         return response
 
     def _count_retry(self, _state: RetryCallState) -> None:

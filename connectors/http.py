@@ -47,13 +47,24 @@ OnCall = Callable[[CallRecord], None]
 
 def _aiohttp_transport(config: ClientConfig) -> httpx.AsyncBaseTransport | None:
     try:
+        import aiohttp
         from httpx_aiohttp import AiohttpTransport
     except ImportError:  # the optional "fast" extra is not installed: use httpx's own pool
         return None
-    limits = httpx.Limits(
-        max_connections=config.max_in_flight, max_keepalive_connections=config.max_in_flight
-    )
-    transport: httpx.AsyncBaseTransport = AiohttpTransport(limits=limits)
+
+    def session() -> aiohttp.ClientSession:
+        # Called once, lazily, inside the running event loop.
+        connector = aiohttp.TCPConnector(
+            limit=config.max_in_flight, keepalive_timeout=5.0, ssl=httpx.create_ssl_context()
+        )
+        client = aiohttp.ClientSession(connector=connector)
+        # aiohttp silently re-sends a GET/PUT/DELETE once after a dropped connection: an
+        # attempt the limiter, the call log and the outcome logic would never see. aiohttp's
+        # own test client turns it off the same way.
+        client._retry_connection = False
+        return client
+
+    transport: httpx.AsyncBaseTransport = AiohttpTransport(client=session)
     return transport
 
 

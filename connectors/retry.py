@@ -82,10 +82,10 @@ class stop_after_elapsed(stop_base):
     tenacity measures with ``time.monotonic``; this uses the connector's (injectable) clock.
     """
 
-    def __init__(self, max_s: float, clock: Clock) -> None:
+    def __init__(self, max_s: float, clock: Clock, start: float | None = None) -> None:
         self._max_s = max_s
         self._clock = clock
-        self._start = clock()
+        self._start = clock() if start is None else start
 
     def __call__(self, retry_state: RetryCallState) -> bool:
         elapsed = self._clock() - self._start
@@ -102,13 +102,16 @@ def make_retry(
     backoff_max_s: float = 30.0,
     on_retry: Callable[[RetryCallState], None] | None = None,
     rng: random.Random | None = None,
+    started_at: float | None = None,
 ) -> AsyncRetrying:
     """A fresh ``AsyncRetrying`` for one operation (tenacity's state is per object, so build
-    one per call): at most ``max_attempts`` attempts within ``max_elapsed_s`` seconds,
-    retrying :func:`is_retryable` failures, re-raising the last one when it gives up."""
+    one per call): at most ``max_attempts`` attempts within ``max_elapsed_s`` seconds (from
+    ``started_at`` on ``clock``, default now), retrying :func:`is_retryable` failures,
+    re-raising the last one when it gives up."""
     return AsyncRetrying(
         sleep=sleep,
-        stop=stop_after_attempt(max_attempts) | stop_after_elapsed(max_elapsed_s, clock),
+        stop=stop_after_attempt(max_attempts)
+        | stop_after_elapsed(max_elapsed_s, clock, started_at),
         wait=wait_retry_after_or_jitter(backoff_base_s, backoff_max_s, rng),
         retry=retry_if_exception(is_retryable),
         before_sleep=on_retry,
