@@ -1,14 +1,13 @@
 """Build a provider connector from :class:`~pipelines.settings.Settings`.
 
 Credentials come from the environment (``CUSTSYNC_*``) or, when a variable is unset, from a Prefect
-Secret block of the documented name; they are never flow parameters.
+Secret block of the documented name (:func:`with_secret_blocks`); never from flow parameters.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from typing import Any
 
 import httpx
 
@@ -28,12 +27,12 @@ SECRET_BLOCKS = {
 }
 
 
-def _from_block(setting: str) -> Secret | None:
+async def _from_block(setting: str) -> Secret | None:
     """Read a Prefect Secret block, or ``None`` when there is none (or no Prefect API to ask)."""
     try:
         from prefect.blocks.system import Secret as SecretBlock
 
-        block: Any = SecretBlock.load(SECRET_BLOCKS[setting])  # sync here (async_dispatch)
+        block: SecretBlock[str] = await SecretBlock.aload(SECRET_BLOCKS[setting])
     except (ValueError, RuntimeError, OSError, ImportError):
         # ValueError: no such block; RuntimeError/OSError: no reachable Prefect API.
         return None
@@ -41,11 +40,14 @@ def _from_block(setting: str) -> Secret | None:
     return Secret(str(value)) if value else None
 
 
-def _secret(settings: Settings, name: str, *, use_blocks: bool) -> Secret | None:
-    value = getattr(settings, name)
-    if value is None and use_blocks:
-        value = _from_block(name)
-    return value if isinstance(value, Secret) else None
+async def with_secret_blocks(settings: Settings, target: str) -> Settings:
+    """``settings`` with the target's unset credentials filled from Prefect Secret blocks."""
+    names = {"verifone": ("verifone_token", "verifone_api_key"), "sumup": ("sumup_api_key",)}
+    found: dict[str, Secret | None] = {}
+    for name in names.get(target, ()):
+        if getattr(settings, name) is None:
+            found[name] = await _from_block(name)
+    return settings.with_overrides(**found)
 
 
 def client_config(settings: Settings) -> ClientConfig:
@@ -67,15 +69,12 @@ def build_connector(
     *,
     on_call: Callable[[CallRecord], None] | None = None,
     transport: httpx.AsyncBaseTransport | None = None,
-    use_secret_blocks: bool = True,
 ) -> CustomerConnector:
     """The connector for ``target`` (verifone or sumup); :class:`SettingsError` if unusable."""
     config = client_config(settings)
     if target == "verifone":
-        token = _secret(settings, "verifone_token", use_blocks=use_secret_blocks)
-        api_key = None
-        if token is None:
-            api_key = _secret(settings, "verifone_api_key", use_blocks=use_secret_blocks)
+        token = settings.verifone_token
+        api_key = None if token is not None else settings.verifone_api_key
         if token is None and not (settings.verifone_user and api_key):
             raise SettingsError(
                 "no Verifone credentials: set CUSTSYNC_VERIFONE_TOKEN (Bearer), or "
@@ -94,7 +93,7 @@ def build_connector(
             on_call=on_call,
         )
     if target == "sumup":
-        key = _secret(settings, "sumup_api_key", use_blocks=use_secret_blocks)
+        key = settings.sumup_api_key
         if key is None:
             raise SettingsError(
                 "no SumUp credentials: set CUSTSYNC_SUMUP_API_KEY or a Prefect Secret block "

@@ -16,7 +16,7 @@ from typing import Any, cast
 
 import orjson
 
-from connectors.errors import FatalError, ProviderError
+from connectors.errors import FatalError, ProviderError, UnknownOutcome
 from connectors.http import call_ref
 from connectors.protocol import CustomerConnector
 from pipelines.reconcile import find_matches
@@ -64,6 +64,7 @@ class BatchResult:
     deletes: list[str] = field(default_factory=list)
     fatal: FatalError | None = None
     """Set when the provider refused us (401/403): the run must stop."""
+
 
 
 @dataclass(frozen=True)
@@ -156,6 +157,11 @@ class BatchExecutor:
                 await handler(row, remote, result)
         except FatalError:
             raise
+        except UnknownOutcome as exc:
+            # A create whose effect is unknown even after the connector's own reconciliation.
+            # Its outcome carries no plan id, so recording it leaves the journal intent pending
+            # (atomically): the next run reconciles it before anything is created again.
+            self._fail(result, row, exc, keep_pending=row.action == "create")
         except ProviderError as exc:
             self._fail(result, row, exc)
         finally:
@@ -328,7 +334,9 @@ class BatchExecutor:
             result, row, "ambiguous", message=f"{why}: left for a person to resolve ({ids})"
         )
 
-    def _fail(self, result: BatchResult, row: PlanRow, exc: ProviderError) -> None:
+    def _fail(
+        self, result: BatchResult, row: PlanRow, exc: ProviderError, *, keep_pending: bool = False
+    ) -> None:
         self.record(
             result,
             row,
@@ -337,6 +345,7 @@ class BatchExecutor:
             error_class=type(exc).__name__,
             error_code=exc.code,
             message=exc.message,
+            keep_pending=keep_pending,
         )
 
     def adopt(
@@ -361,13 +370,15 @@ class BatchExecutor:
         message: str | None = None,
         changed: Sequence[str] = (),
         drift: Sequence[str] = (),
+        keep_pending: bool = False,
     ) -> None:
-        """Append the outcome of ``row`` to ``result``."""
+        """Append the outcome of ``row`` to ``result`` (it closes the row's journal intent,
+        unless ``keep_pending``)."""
         result.outcomes.append(
             {
                 "run_id": self.run_id,
                 "target": self.target,
-                "plan_id": row.plan_id,
+                "plan_id": None if keep_pending else row.plan_id,
                 "external_id": row.external_id,
                 "action": row.action,
                 "result": outcome,

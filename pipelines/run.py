@@ -10,22 +10,26 @@ import asyncio
 import logging
 import math
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import orjson
 import polars as pl
 
+from connectors.errors import AuthError, FatalError
 from connectors.http import CallRecord
 from connectors.protocol import CustomerConnector
+from connectors.verifone import VerifoneClient
 from pipelines.connect import build_connector
 from pipelines.executor import BatchExecutor, BatchResult, ExecutionOptions, PlanRow
 from pipelines.exit_codes import ExitCode
-from pipelines.extract import read_extract, read_instruments
+from pipelines.extract import ExtractError, read_extract, read_instruments
 from pipelines.progress import listener
-from pipelines.reconcile import find_exact
-from pipelines.settings import Settings, load_settings
+from pipelines.settings import Settings, SettingsError, load_settings
 from pipelines.state.frames import calls_frame, outcomes_frame, snapshot_frame
 from pipelines.state.store import StateStore
 from transforms.diff import plan_actions, plan_id
@@ -58,13 +62,12 @@ class RunSpec:
     """Migration: payload fields to adopt an existing remote customer by before creating."""
 
 
-class RunStop(Exception):
-    """Stop the run before (more) calls are sent, with an exit code."""
+@dataclass(frozen=True)
+class RunStop:
+    """Why a run stopped before it was done, and with which exit code."""
 
-    def __init__(self, exit_code: ExitCode, message: str) -> None:
-        super().__init__(message)
-        self.exit_code = exit_code
-        self.message = message
+    exit_code: ExitCode
+    message: str
 
 
 class Run:
@@ -77,6 +80,8 @@ class Run:
         self.run_id = run_id
         self.unchanged = 0
         self.batch_count = 0
+        self.valid_rows = 0
+        self.snapshot_active = 0
         self._plan = pl.DataFrame()
         self._connector: CustomerConnector | None = None
         self._executor: BatchExecutor | None = None
@@ -144,7 +149,29 @@ class Run:
         """Remember why the run stopped (the first reason wins)."""
         if self._stop is None:
             self._stop = RunStop(exit_code, message)
-            log.error("%s", message)
+
+    @property
+    def stopped(self) -> bool:
+        """Whether a stage stopped the run (nothing more may be sent)."""
+        return self._stop is not None
+
+    @contextmanager
+    def stop_on_error(self) -> Iterator[None]:
+        """Turn the errors a user can cause into a stop with the right exit code.
+
+        Stages catch these themselves so that no expected failure crosses a Prefect task
+        boundary (which would log it as a crash with a traceback).
+        """
+        try:
+            yield
+        except (SettingsError, ExtractError) as exc:
+            self.stop(ExitCode.BAD_INPUT, str(exc))
+        except AuthError as exc:
+            self.stop(ExitCode.AUTH, str(exc))
+        except FatalError as exc:
+            self.stop(ExitCode.BAD_INPUT, str(exc))
+        except duckdb.Error as exc:
+            self.stop(ExitCode.BAD_INPUT, f"state file {self.settings.state}: {exc}")
 
     def finish(self, *, duration_s: float) -> dict[str, Any]:
         """Record the end of the run and return its summary."""
@@ -186,6 +213,11 @@ class Run:
         Only a non-idempotent create needs a look at the provider (did it happen?). Every other
         pending action is idempotent and simply planned again by this run's diff.
         """
+        with self.stop_on_error():
+            return await self._reconcile()
+        return 0
+
+    async def _reconcile(self) -> int:
         pending = self.store.pending_journal(self.spec.target)
         if pending.height == 0:
             return 0
@@ -195,16 +227,23 @@ class Run:
         executor = self._make_executor()
 
         async def settle(row: PlanRow) -> None:
-            if row.action != "create" or connector.capabilities.client_ids:
+            if row.action != "create" or not isinstance(connector, VerifoneClient):
+                # Idempotent (SumUp create answers 409, updates and deletes repeat safely).
                 executor.record(result, row, "skipped", message="re-planned after a crash")
                 return
-            found = await find_exact(connector, orjson.loads(row.payload or "{}"))
-            if len(found) == 1:
-                executor.adopt(result, row, found[0], message="created by a crashed run")
-            elif found:
-                executor.ambiguous(result, row, found, "a crashed run may have created it")
-            else:
+            found = await connector.reconcile(orjson.loads(row.payload or "{}"))
+            if found is None:
                 executor.record(result, row, "skipped", message="never created; re-planned")
+            elif found.outcome == "adopted" and found.record is not None:
+                executor.adopt(result, row, found.record, message="created by a crashed run")
+            else:
+                executor.record(
+                    result,
+                    row,
+                    "ambiguous",
+                    message="a crashed run may have created it; several customers match: "
+                    + ", ".join(found.candidates),
+                )
 
         self._calls.clear()
         await asyncio.gather(*(settle(r) for r in rows))
@@ -213,6 +252,11 @@ class Run:
 
     def plan(self) -> int:
         """Read, validate, diff; store rejects and the plan. Returns the number of actions."""
+        with self.stop_on_error():
+            return self._make_plan()
+        return 0
+
+    def _make_plan(self) -> int:
         spec, target = self.spec, self.spec.target
         extract = read_extract(
             list(spec.extract), mapping=Path(spec.mapping) if spec.mapping else None
@@ -249,14 +293,14 @@ class Run:
         """Stop (exit 3) before any call when the plan looks like an accident."""
         spec = self.spec
         if self.valid_rows == 0 and not spec.allow_empty:
-            raise RunStop(
+            self.stop(
                 ExitCode.GUARD,
                 "the extract has no valid rows: refusing to run (pass --allow-empty if intended)",
             )
         deletes = self._plan.filter(pl.col("action") == "delete").height
         limit = self.settings.max_delete_fraction
         if deletes and not spec.allow_deletes and deletes > limit * max(self.snapshot_active, 1):
-            raise RunStop(
+            self.stop(
                 ExitCode.GUARD,
                 f"the plan deletes {deletes} of {self.snapshot_active} customers, more than "
                 f"{limit:.0%}: refusing to run (pass --allow-deletes if intended)",
@@ -264,6 +308,10 @@ class Run:
 
     async def execute_batch(self, batch_no: int) -> None:
         """Send batch ``batch_no`` of the plan and record it in one transaction."""
+        with self.stop_on_error():
+            await self._execute_batch(batch_no)
+
+    async def _execute_batch(self, batch_no: int) -> None:
         size = max(self.settings.batch_size, 1)
         rows = [PlanRow.from_mapping(r) for r in self._plan.slice(batch_no * size, size).to_dicts()]
         if not rows:
@@ -276,7 +324,7 @@ class Run:
         self._execute_s += time.monotonic() - started
         self._record(result)
         if result.fatal is not None:
-            raise result.fatal
+            raise result.fatal  # recorded first; stop_on_error turns it into the exit code
 
     # -- helpers ----------------------------------------------------------------------------------
 
@@ -317,6 +365,7 @@ class Run:
             snapshot_upserts=snapshot_frame(result.upserts),
             snapshot_deletes=result.deletes,
         )
+
 
     def _instrument_rows(self, snapshot: pl.DataFrame) -> pl.DataFrame:
         """Plan rows for explicit instrument deactivations; unknown customers are rejected."""

@@ -15,11 +15,11 @@ from prefect.artifacts import acreate_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.states import Completed, Failed, State
 
-from connectors.errors import AuthError, FatalError
+from pipelines.connect import with_secret_blocks
 from pipelines.exit_codes import ExitCode
 from pipelines.extract import ExtractError
 from pipelines.progress import listener
-from pipelines.run import Run, RunSpec, RunStop
+from pipelines.run import Run, RunSpec
 from pipelines.settings import SettingsError
 from pipelines.summary import failed_records, to_markdown
 
@@ -67,7 +67,11 @@ async def _final_state(run: Run, started: float) -> State[Any]:
 
 
 async def run_flow(spec: RunSpec) -> State[Any]:
-    """Body shared by the sync and migrate flows."""
+    """Body shared by the sync and migrate flows.
+
+    Stages never raise for what a user can cause (bad file, bad setting, refused credentials,
+    a guard): they stop the run with an exit code, and the flow ends ``Failed`` with the summary.
+    """
     started = time.monotonic()
     logger = get_run_logger()
     try:
@@ -77,27 +81,26 @@ async def run_flow(spec: RunSpec) -> State[Any]:
         return Failed(message=str(exc), data=Run.unrecorded_summary(spec, exc, started))
     try:
         if not spec.dry_run:
+            run.settings = await with_secret_blocks(run.settings, spec.target)
+            with run.stop_on_error():
+                run.connector()  # no credentials: stop now, before reading anything
+        if not spec.dry_run and not run.stopped:
             settled = await reconcile_stage(run)
             if settled:
                 logger.info("reconciled %d action(s) left in flight by an earlier run", settled)
-        planned = plan_stage(run)
-        logger.info("%d action(s) planned, %d unchanged", planned, run.unchanged)
-        run.check_guards()
-        if not spec.dry_run and planned:
+        planned = 0 if run.stopped else plan_stage(run)
+        if not run.stopped:
+            logger.info("%d action(s) planned, %d unchanged", planned, run.unchanged)
+            run.check_guards()
+        if not spec.dry_run and planned and not run.stopped:
             listener().start(f"{spec.target}: {spec.mode}", planned)
             try:
                 for batch_no in range(run.batch_count):
                     await execute_stage(run, batch_no)
+                    if run.stopped:
+                        break
             finally:
                 listener().stop()
-    except RunStop as stop:
-        run.stop(stop.exit_code, stop.message)
-    except (SettingsError, ExtractError) as exc:
-        run.stop(ExitCode.BAD_INPUT, str(exc))
-    except FatalError as exc:
-        run.stop(ExitCode.AUTH if isinstance(exc, AuthError) else ExitCode.BAD_INPUT, str(exc))
-    except duckdb.Error as exc:
-        run.stop(ExitCode.BAD_INPUT, f"state file {run.settings.state}: {exc}")
     finally:
         await run.aclose()
     return await _final_state(run, started)
