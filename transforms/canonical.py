@@ -22,6 +22,7 @@ import duckdb
 import polars as pl
 
 Tree: TypeAlias = Mapping[str, "pl.Expr | Tree"]
+Algorithm = Literal["md5", "sha256"]
 """A JSON object to build: each key maps to a string expression or to a nested object."""
 
 _ESCAPES = {
@@ -76,10 +77,38 @@ def _escape_batch(values: pl.Series) -> pl.Series:
     return values
 
 
+def _escaped(value: pl.Expr) -> pl.Expr:
+    return value.map_batches(_escape_batch, return_dtype=pl.String, is_elementwise=True)
+
+
 def json_string(value: pl.Expr) -> pl.Expr:
     """A JSON string literal for each (non-null) value; null stays null."""
-    escaped = value.map_batches(_escape_batch, return_dtype=pl.String, is_elementwise=True)
-    return pl.lit('"') + escaped + pl.lit('"')
+    return pl.concat_str(pl.lit('"'), _escaped(value), pl.lit('"'))
+
+
+def _leaves(tree: Tree) -> list[pl.Expr]:
+    out: list[pl.Expr] = []
+    for node in tree.values():
+        out.extend(_leaves(node) if isinstance(node, Mapping) else [node])
+    return out
+
+
+def _members(tree: Tree) -> pl.Expr:
+    """``"k":v,...`` of an object, without braces; null when every member is null."""
+    members = []
+    for key in sorted(tree):
+        node = tree[key]
+        name = json.dumps(key, ensure_ascii=False)
+        if isinstance(node, Mapping):
+            # Braces go into the member's own concatenation: one string built per member.
+            member = pl.concat_str(pl.lit(name + ":{"), _members(node), pl.lit("}"))
+        else:
+            member = pl.concat_str(pl.lit(name + ':"'), _escaped(node), pl.lit('"'))
+        members.append(member)
+    body = pl.concat_str(members, separator=",", ignore_nulls=True)
+    # Whether any leaf is set is asked of the leaves: testing the built text instead would
+    # build it twice, or need replace(), which the streaming engine runs on whole columns.
+    return pl.when(pl.any_horizontal(leaf.is_not_null() for leaf in _leaves(tree))).then(body)
 
 
 def json_object(tree: Tree) -> pl.Expr:
@@ -88,25 +117,31 @@ def json_object(tree: Tree) -> pl.Expr:
     Null members are left out; an object whose members are all null is null itself (and so is
     left out of its parent).
     """
-    members = []
-    for key in sorted(tree):
-        node = tree[key]
-        value = json_object(node) if isinstance(node, Mapping) else json_string(node)
-        members.append(pl.lit(json.dumps(key, ensure_ascii=False) + ":") + value)
-    body = pl.concat_str(members, separator=",", ignore_nulls=True)
-    return pl.when(body != "").then(pl.lit("{") + body + pl.lit("}"))
+    return pl.concat_str(pl.lit("{"), _members(tree), pl.lit("}"))
 
 
-_lock = threading.Lock()
-_con: duckdb.DuckDBPyConnection | None = None
+_local = threading.local()
 
 
-def digest(values: pl.Series, algorithm: Literal["md5", "sha256"]) -> pl.Series:
+def _connection() -> duckdb.DuckDBPyConnection:
+    # One in-memory connection per thread, single-threaded: the streaming engine already
+    # hashes batches on every core at once, and DuckDB releases the GIL while it works.
+    con: duckdb.DuckDBPyConnection | None = getattr(_local, "con", None)
+    if con is None:
+        con = duckdb.connect(config={"threads": 1})
+        _local.con = con
+    return con
+
+
+def digest(values: pl.Series, algorithm: Algorithm) -> pl.Series:
     """Hex digest of every value's UTF-8 bytes (null stays null), computed in DuckDB."""
-    global _con
     frame = pl.DataFrame({"v": values.cast(pl.String)}).to_arrow()
-    with _lock:
-        if _con is None:
-            _con = duckdb.connect()
-        table = _con.from_arrow(frame).select(f"{algorithm}(v) AS h").to_arrow_table()
+    table = _connection().from_arrow(frame).select(f"{algorithm}(v) AS h").to_arrow_table()
     return pl.Series(values.name, table.column("h"), dtype=pl.String)
+
+
+def hex_digest(value: pl.Expr, algorithm: Algorithm) -> pl.Expr:
+    """Expression form of :func:`digest` (elementwise, so it streams batch by batch)."""
+    return value.map_batches(
+        lambda batch: digest(batch, algorithm), return_dtype=pl.String, is_elementwise=True
+    )

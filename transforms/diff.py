@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import polars as pl
 
-from transforms.canonical import digest, sha256_text
+from transforms.canonical import hex_digest, sha256_text
 from transforms.schema import Mode, Target
 
 PLAN_SCHEMA = pl.Schema(
@@ -115,6 +115,7 @@ def plan_actions(
     failures: pl.DataFrame | None = None,
     quarantine_after: int = 5,
     rejected: pl.DataFrame | pl.Series | None = None,
+    include_unchanged: bool = True,
 ) -> pl.DataFrame:
     """Plan one action per key (see the module docstring for the rules).
 
@@ -123,11 +124,12 @@ def plan_actions(
     (then ``base_payload`` is filled for updates and closes). ``failures`` (``external_id``,
     ``action``, ``failed_runs``, optionally ``content_hash``) lists keys whose last outcome
     failed. ``rejected`` (a rejects frame or a series of keys) protects keys that are in the
-    extract but failed validation from being deleted.
+    extract but failed validation from being deleted: pass the rejects in mirror mode.
 
     Returns :data:`PLAN_SCHEMA` columns sorted by ``external_id``. ``payload`` and
     ``base_payload`` are null where nothing will be sent (delete, unchanged, skip), which keeps
-    the frame small for millions of unchanged keys.
+    the frame small for millions of unchanged keys; ``include_unchanged=False`` leaves those
+    keys out altogether.
     """
     snap_cols = {
         "external_id": "external_id",
@@ -137,24 +139,28 @@ def plan_actions(
     }
     if "payload" in snapshot.columns:
         snap_cols["payload"] = "__s_payload"
-    snap = snapshot.select(pl.col(k).alias(v) for k, v in snap_cols.items())
-    if "__s_payload" not in snap.columns:
+    snap = snapshot.lazy().select(pl.col(k).alias(v) for k, v in snap_cols.items())
+    if "__s_payload" not in snap_cols.values():
         snap = snap.with_columns(pl.lit(None, pl.String).alias("__s_payload"))
-    src = mapped.select("external_id", "status", "remote_id", "payload", "content_hash")
-    joined = src.with_columns(pl.lit(True).alias("__in_m")).join(
-        snap.with_columns(pl.lit(True).alias("__in_s")),
-        on="external_id",
-        how="full",
-        coalesce=True,
-        maintain_order="left_right",
+    src = mapped.lazy().select("external_id", "status", "remote_id", "payload", "content_hash")
+    joined = (
+        src.with_columns(pl.lit(True).alias("__in_m"))
+        .join(
+            snap.with_columns(pl.lit(True).alias("__in_s")),
+            on="external_id",
+            how="full",
+            coalesce=True,
+        )
+        .with_columns(pl.col("__in_m", "__in_s").fill_null(False))
     )
-    joined = joined.with_columns(pl.col("__in_m", "__in_s").fill_null(False))
     keep = pl.col("__in_m") | (
         pl.lit(mode == "mirror") & ~pl.col("external_id").is_in(_keys(rejected).implode())
     )
     action, reason = _classify(mode)
     plan = joined.filter(keep).with_columns(action.alias("action"), reason.alias("reason"))
     plan = _apply_failures(plan, failures, quarantine_after, mode)
+    if not include_unchanged:
+        plan = plan.filter(pl.col("action") != "unchanged")
     sends = pl.col("action").is_in(["create", "update", "close"])
     in_extract = pl.col("__in_m")
     plan = plan.select(
@@ -179,19 +185,17 @@ def plan_actions(
         pl.col("content_hash").fill_null(""),
         separator="|",
     )
-    ids = digest(plan.select(key.alias("k")).get_column("k"), "sha256").str.head(PLAN_ID_LENGTH)
+    plan_ids = hex_digest(key, "sha256").str.head(PLAN_ID_LENGTH).alias("plan_id")
     return (
-        plan.with_columns(ids.alias("plan_id"))
-        .select(PLAN_SCHEMA.names())
-        .cast(
-            dict(PLAN_SCHEMA)  # type: ignore[arg-type]
-        )
+        plan.with_columns(plan_ids)
+        .select(pl.col(name).cast(dtype) for name, dtype in PLAN_SCHEMA.items())
+        .collect()
     )
 
 
 def _apply_failures(
-    plan: pl.DataFrame, failures: pl.DataFrame | None, quarantine_after: int, mode: Mode
-) -> pl.DataFrame:
+    plan: pl.LazyFrame, failures: pl.DataFrame | None, quarantine_after: int, mode: Mode
+) -> pl.LazyFrame:
     if failures is None or failures.height == 0:
         return plan
     cols = [pl.col("external_id"), pl.col("action").alias("__f_action"), pl.col("failed_runs")]
@@ -199,8 +203,8 @@ def _apply_failures(
         cols.append(pl.col("content_hash").alias("__f_hash"))
     else:
         cols.append(pl.lit(None, pl.String).alias("__f_hash"))
-    failed = failures.select(cols).unique("external_id", keep="last")
-    plan = plan.join(failed, on="external_id", how="left", maintain_order="left")
+    failed = failures.select(cols).unique("external_id", keep="last").lazy()
+    plan = plan.join(failed, on="external_id", how="left")
     has_failed = pl.col("failed_runs").is_not_null()
     current_hash = pl.when(pl.col("__in_m")).then(pl.col("content_hash")).otherwise("__s_hash")
     quarantined = (pl.col("failed_runs") >= quarantine_after) & (

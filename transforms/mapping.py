@@ -9,12 +9,12 @@ content hash is the MD5 of that text, so equal payloads hash equal across runs a
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import polars as pl
 
-from transforms.canonical import Tree, canonical_json, digest, json_object, md5_text, prune
+from transforms.canonical import Tree, canonical_json, hex_digest, json_object, md5_text, prune
 from transforms.canonical import sha256_text as _sha256_text
 from transforms.fields import TARGET_FIELDS
 from transforms.schema import Target
@@ -70,6 +70,30 @@ def payload_tree(target: Target, *, entity_id: str | None = None) -> Tree:
     return _nest(paths)
 
 
+def mapped_frame(
+    frame: pl.LazyFrame,
+    target: Target,
+    *,
+    entity_id: str | None = None,
+    carry: Sequence[str] = (),
+) -> pl.LazyFrame:
+    """Lazy form of :func:`map_rows`: it streams, so millions of rows need little memory.
+
+    ``carry`` names further columns of ``frame`` to keep alongside the mapped ones.
+    """
+    if target == "sumup":
+        customer_id = hex_digest(pl.col("external_id"), "sha256").str.head(SUMUP_CUSTOMER_ID_LENGTH)
+        frame = frame.with_columns(customer_id.alias("customer_id"))
+    remote_id = pl.col("customer_id") if target == "sumup" else pl.lit(None, pl.String)
+    return frame.select(
+        pl.col("external_id"),
+        pl.col("status"),
+        remote_id.alias("remote_id"),
+        json_object(payload_tree(target, entity_id=entity_id)).alias("payload"),
+        *carry,
+    ).with_columns(hex_digest(pl.col("payload"), "md5").alias("content_hash"))
+
+
 def map_rows(valid: pl.DataFrame, target: Target, *, entity_id: str | None = None) -> pl.DataFrame:
     """Map validated canonical rows to ``target``'s request bodies.
 
@@ -77,18 +101,7 @@ def map_rows(valid: pl.DataFrame, target: Target, *, entity_id: str | None = Non
     Verifone: null, the server assigns it), ``payload`` (canonical JSON text) and
     ``content_hash`` (MD5 hex of ``payload``). ``entity_id`` is required for Verifone.
     """
-    frame = valid
-    if target == "sumup":
-        ids = digest(valid.get_column("external_id"), "sha256").str.head(SUMUP_CUSTOMER_ID_LENGTH)
-        frame = valid.with_columns(ids.alias("customer_id"))
-    remote_id = pl.col("customer_id") if target == "sumup" else pl.lit(None, pl.String)
-    mapped = frame.select(
-        pl.col("external_id"),
-        pl.col("status"),
-        remote_id.alias("remote_id"),
-        json_object(payload_tree(target, entity_id=entity_id)).alias("payload"),
-    )
-    return mapped.with_columns(digest(mapped.get_column("payload"), "md5").alias("content_hash"))
+    return mapped_frame(valid.lazy(), target, entity_id=entity_id).collect()
 
 
 def _allowed(target: Target) -> dict[str, Any]:

@@ -183,20 +183,29 @@ def mask(value: pl.Expr) -> pl.Expr:
     return pl.when(value.is_not_null()).then(value.str.slice(0, keep) + pl.lit("***"))
 
 
-def validate(frame: pl.LazyFrame, target: Target) -> Validated:
+def row_is_broken(target: Target) -> pl.Expr:
+    """True where a row breaks one of ``target``'s row-level rules (key rules aside)."""
+    return pl.any_horizontal(rule.broken.fill_null(False) for rule in rules_for(target))
+
+
+def validate(frame: pl.LazyFrame, target: Target, *, row_index: str | None = None) -> Validated:
     """Apply ``target``'s rules to a normalised extract (see :mod:`transforms.normalise`).
 
     Returns the rows that pass every rule and one reject per (key, field, rule) broken; rows
     whose key is missing get one ``required`` reject each. The rejected value is masked
     (:func:`mask`): rejects are stored and shown, and must not become a copy of the CRM.
+    ``row_index`` names a column already holding each row's 1-based position in the extract
+    (used when ``frame`` is a subset); by default rows are numbered here.
     """
     rules = rules_for(target)
     flags = [f"__r{i}" for i in range(len(rules))]
     key = pl.col("external_id")
+    if row_index is None:
+        indexed = frame.select(CANONICAL_COLUMNS).with_row_index(_ROW, offset=1)
+    else:
+        indexed = frame.select(*CANONICAL_COLUMNS, pl.col(row_index).alias(_ROW))
     checked = (
-        frame.select(CANONICAL_COLUMNS)
-        .with_row_index(_ROW, offset=1)
-        .with_columns(pl.len().over("external_id").alias(_COUNT))
+        indexed.with_columns(pl.len().over("external_id").alias(_COUNT))
         .with_columns(
             *(
                 rule.broken.fill_null(False).alias(flag)

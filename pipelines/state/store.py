@@ -27,8 +27,17 @@ from transforms.diff import PLAN_SCHEMA
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 _MIGRATION_NAME = re.compile(r"^(\d{3})_([a-z0-9_]+)\.sql$")
-_FAILED = ("failed", "ambiguous")
-_SUCCEEDED = ("succeeded", "adopted")
+SNAPSHOT_COLUMNS = (
+    "external_id",
+    "remote_id",
+    "content_hash",
+    "payload",
+    "status",
+    "synced_at",
+    "run_id",
+)
+DIFF_COLUMNS = ("external_id", "remote_id", "content_hash", "status")
+"""The snapshot columns a diff needs (see :func:`transforms.planner.build_plan`)."""
 
 
 class StateError(Exception):
@@ -83,7 +92,7 @@ class StateStore:
             )
         except duckdb.Error as exc:
             raise StateError(f"{self.path}: cannot open the state file ({exc})") from exc
-        self.con.execute("SET TimeZone = 'UTC'")
+        self._run("SET TimeZone = 'UTC'")
         self._registered: list[str] = []
         self.schema_version: int = (
             self._current_version() if read_only else self.migrate(migrations())
@@ -126,6 +135,11 @@ class StateStore:
 
     # -- migrations ------------------------------------------------------------------------
 
+    def _run(self, sql: str, params: Sequence[Any] | Mapping[str, Any] | None = None) -> list[Any]:
+        """Execute and fetch everything: DuckDB refuses new work on a connection while a
+        result is unfinished, and a DML statement's result (its row count) counts as one."""
+        return self.con.execute(sql, params).fetchall()
+
     def _frame(self, query: str, params: Mapping[str, Any] | None = None) -> pl.DataFrame:
         relation = self.con.sql(query, params=dict(params) if params else None)
         if relation is None:  # a statement, not a query
@@ -133,17 +147,16 @@ class StateStore:
         return relation.pl()
 
     def _current_version(self) -> int:
-        exists = self.con.execute(
+        exists = self._run(
             "SELECT count(*) FROM information_schema.tables WHERE table_name = 'schema_version'"
-        ).fetchone()
-        if not exists or not exists[0]:
+        )
+        if not exists[0][0]:
             return 0
-        row = self.con.execute("SELECT coalesce(max(version), 0) FROM schema_version").fetchone()
-        return int(row[0]) if row else 0
+        return int(self._run("SELECT coalesce(max(version), 0) FROM schema_version")[0][0])
 
     def migrate(self, pending: Sequence[Migration]) -> int:
         """Apply the migrations newer than the file's version; return the version reached."""
-        self.con.execute(
+        self._run(
             "CREATE TABLE IF NOT EXISTS schema_version ("
             " version INTEGER PRIMARY KEY, name VARCHAR NOT NULL, applied_at TIMESTAMPTZ NOT NULL)"
         )
@@ -158,9 +171,9 @@ class StateStore:
             if migration.version <= current:
                 continue
             try:
-                with self.transaction() as con:
-                    con.execute(migration.path.read_text(encoding="utf-8"))
-                    con.execute(
+                with self.transaction():
+                    self._run(migration.path.read_text(encoding="utf-8"))
+                    self._run(
                         "INSERT INTO schema_version VALUES (?, ?, now())",
                         [migration.version, migration.name],
                     )
@@ -185,7 +198,7 @@ class StateStore:
     ) -> str:
         """Record a run as ``running`` and return its id. ``params`` must hold no secret."""
         run_id = new_run_id()
-        self.con.execute(
+        self._run(
             "INSERT INTO runs (run_id, flow, target, mode, dry_run, extract_paths, params,"
             " started_at, status) VALUES (?, ?, ?, ?, ?, ?, ?, now(), 'running')",
             [
@@ -204,7 +217,7 @@ class StateStore:
         self, run_id: str, *, status: str, exit_code: int, summary: Mapping[str, Any]
     ) -> None:
         """Record how a run ended."""
-        self.con.execute(
+        self._run(
             "UPDATE runs SET finished_at = now(), status = ?, exit_code = ?, summary = ?"
             " WHERE run_id = ?",
             [status, exit_code, json.dumps(summary, default=str, sort_keys=True), run_id],
@@ -216,15 +229,24 @@ class StateStore:
 
     # -- snapshot and failures -------------------------------------------------------------
 
-    def snapshot(self, target: str, *, payloads: bool = True) -> pl.DataFrame:
+    def snapshot(
+        self, target: str, *, payloads: bool = True, columns: Sequence[str] | None = None
+    ) -> pl.DataFrame:
         """The target's snapshot: ``external_id, remote_id, content_hash, payload, status,
-        synced_at, run_id``. ``payloads=False`` leaves ``payload`` out: diffing millions of
-        keys needs only the hashes (:meth:`write_plan` fetches the bases it needs itself)."""
-        columns = "external_id, remote_id, content_hash, "
-        columns += "payload, " if payloads else ""
-        columns += "status, synced_at, run_id"
+        synced_at, run_id``, in no particular order.
+
+        ``payloads=False`` leaves ``payload`` out, and ``columns`` picks columns: diffing
+        millions of keys needs only ``external_id, remote_id, content_hash, status``
+        (:meth:`write_plan` fetches the merge bases it needs itself).
+        """
+        names = list(columns) if columns is not None else list(SNAPSHOT_COLUMNS)
+        if not payloads and columns is None:
+            names.remove("payload")
+        unknown = set(names) - set(SNAPSHOT_COLUMNS)
+        if unknown:
+            raise ValueError(f"not snapshot columns: {', '.join(sorted(unknown))}")
         return self._frame(
-            f"SELECT {columns} FROM snapshot WHERE target = $target ORDER BY external_id",
+            f"SELECT {', '.join(names)} FROM snapshot WHERE target = $target",
             {"target": target},
         )
 
@@ -273,7 +295,7 @@ class StateStore:
         name = f"__batch_{len(self._registered)}"
         self.con.register(name, frame.to_arrow())
         self._registered.append(name)
-        self.con.execute(statement.format(batch=name), dict(params))
+        self._run(statement.format(batch=name), dict(params))
 
     def write_rejects(self, run_id: str, target: str, rejects: pl.DataFrame) -> int:
         """Store a run's rejects (:data:`transforms.validate.REJECTS_SCHEMA`); return the count."""
