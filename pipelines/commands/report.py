@@ -18,19 +18,38 @@ from pipelines.exit_codes import ExitCode
 from pipelines.settings import SettingsError, load_settings
 from pipelines.state.store import StateStore
 
+# Columns of `v_runs` that fit a terminal; json and csv carry them all.
+_TABLE_COLUMNS = (
+    "run_id", "flow", "target", "mode", "dry_run", "status", "exit_code", "started_at",
+    "duration_s", "planned", "succeeded", "failed", "rejected", "calls", "http_429",
+)  # fmt: skip
+
+
+def _flat(frame: pl.DataFrame) -> pl.DataFrame:
+    """Lists joined with ';' (CSV and tables cannot hold nested values)."""
+    return frame.with_columns(
+        pl.col(name).cast(pl.List(pl.String)).list.join(";")
+        for name, dtype in frame.schema.items()
+        if isinstance(dtype, pl.List)
+    )
+
 
 def _print(frame: pl.DataFrame, fmt: str, title: str) -> None:
     if fmt == "json":
         click.echo(json.dumps(frame.to_dicts(), default=str))
-    elif fmt == "csv":
+        return
+    frame = _flat(frame)
+    if fmt == "csv":
         click.echo(frame.write_csv(), nl=False)
-    else:
-        table = Table(title=title, title_justify="left")
-        for col in frame.columns:
-            table.add_column(col)
-        for row in frame.iter_rows():
-            table.add_row(*("" if v is None else str(v) for v in row))
-        Console().print(table)
+        return
+    if set(_TABLE_COLUMNS) <= set(frame.columns):
+        frame = frame.select(_TABLE_COLUMNS)
+    table = Table(title=title, title_justify="left")
+    for col in frame.columns:
+        table.add_column(col)
+    for row in frame.iter_rows():
+        table.add_row(*("" if v is None else str(v) for v in row))
+    Console().print(table)
 
 
 @click.command("report")
