@@ -42,7 +42,7 @@ def run_summary(con: duckdb.DuckDBPyConnection, run_id: str) -> dict[str, Any] |
 
 def drift(con: duckdb.DuckDBPyConnection, limit: int = 50) -> pl.DataFrame:
     """The most recent remote edits made outside custsync (``v_drift``)."""
-    return query(con, "SELECT * FROM v_drift ORDER BY at DESC LIMIT ?", [limit])
+    return query(con, "SELECT * FROM v_drift ORDER BY occurred_at DESC LIMIT ?", [limit])
 
 
 def latency(con: duckdb.DuckDBPyConnection) -> pl.DataFrame:

@@ -66,7 +66,6 @@ class BatchResult:
     """Set when the provider refused us (401/403): the run must stop."""
 
 
-
 @dataclass(frozen=True)
 class ExecutionOptions:
     """How the executor treats creates.
@@ -258,11 +257,13 @@ class BatchExecutor:
         message: str = closed.outcome
         if closed.deactivated:
             message += f": {len(closed.deactivated)} instrument(s) deactivated"
-        if row.action == "delete" and self.connector.capabilities.delete:
+        if row.action == "delete":
+            # Gone from the extract: forget it. (A SumUp customer cannot be deleted, only
+            # closed; should it come back, its create answers 409 and it is adopted.)
             result.deletes.append(row.external_id)
         else:
-            # Kept as a closed snapshot row, so that a closed customer still in the extract is
-            # not re-created, and a SumUp customer (no delete) is not closed again every night.
+            # Closed in the extract: kept as a closed snapshot row, so that it is neither
+            # re-created nor closed again while the extract still lists it as closed.
             payload = _loads(row.payload) or _loads(row.base_payload) or {}
             result.upserts.append(self._snapshot_row(row, row.remote_id, payload, status="closed"))
         self.record(result, row, "succeeded", remote_id=row.remote_id, message=message)

@@ -277,6 +277,7 @@ class Run:
             mode=spec.mode,  # type: ignore[arg-type]
             failures=self.store.failures(target),
             quarantine_after=self.settings.quarantine_after,
+            rejected=validated.rejects,  # a row that failed validation is never deleted
         )
         self.unchanged = plan.filter(pl.col("action") == "unchanged").height
         actionable = plan.filter(pl.col("action") != "unchanged")
@@ -365,7 +366,6 @@ class Run:
             snapshot_upserts=snapshot_frame(result.upserts),
             snapshot_deletes=result.deletes,
         )
-
 
     def _instrument_rows(self, snapshot: pl.DataFrame) -> pl.DataFrame:
         """Plan rows for explicit instrument deactivations; unknown customers are rejected."""

@@ -10,6 +10,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import click
+import polars as pl
 from rich.console import Console
 from rich.progress import (
     BarColumn,
@@ -158,3 +159,23 @@ def print_summary(summary: dict[str, Any], *, as_json: bool) -> None:
     out.print(
         f"[{colour}]exit {summary['exit_code']}[/] {summary['status']}{message}", highlight=False
     )
+
+
+def flat(frame: pl.DataFrame) -> pl.DataFrame:
+    """Lists joined with ';' (CSV and tables cannot hold nested values)."""
+    return frame.with_columns(
+        pl.col(name).cast(pl.List(pl.String)).list.join(";")
+        for name, dtype in frame.schema.items()
+        if isinstance(dtype, pl.List)
+    )
+
+
+def print_frame(frame: pl.DataFrame, console: Console, *, title: str | None = None) -> None:
+    """A frame as a rich table (lists flattened, nulls blank)."""
+    frame = flat(frame)
+    table = Table(title=title, title_justify="left")
+    for col in frame.columns:
+        table.add_column(col)
+    for row in frame.iter_rows():
+        table.add_row(*("" if v is None else str(v) for v in row))
+    console.print(table)

@@ -17,7 +17,7 @@ import click
 import polars as pl
 from rich.console import Console
 
-from pipelines.commands.common import prepare_prefect, print_summary
+from pipelines.commands.common import prepare_prefect, print_frame, print_summary
 
 DATA = Path("data")
 DAY1 = DATA / "customers.csv"
@@ -26,13 +26,13 @@ DAY2 = DATA / "customers_day2.csv"
 QUERIES = (
     (
         "What did each run do?",
-        "SELECT flow, target, mode, status, exit_code, planned, succeeded, failed, rejected, "
+        "SELECT flow, target, mode, exit_code, planned, succeeded, failed, rejected, drift, "
         "calls FROM v_runs ORDER BY started_at",
     ),
     (
         "Everything that happened to one customer, across runs and providers",
-        "SELECT target, flow, action, result, changed_fields, drift_fields, message "
-        "FROM v_customer_history WHERE external_id = ? ORDER BY at",
+        "SELECT target, flow, action, result, changed_fields, drift_fields "
+        "FROM v_customer_history WHERE external_id = ? ORDER BY occurred_at",
     ),
 )
 
@@ -120,6 +120,12 @@ async def _demo(state: Path, console: Console) -> int:
         for row in day2:
             if (row.get("status") or "").lower() == "closed":
                 sb.admin.seed_instruments(sumup_customer_id(row["external_id"]), 1)
+        edited = _edit_outside_custsync(sb.base_url, state, day1, day2)
+        console.print(
+            f"someone edits {edited}'s work phone in the Verifone portal (outside custsync): "
+            "day 2 keeps that edit and reports it as drift",
+            highlight=False,
+        )
         for target in ("verifone", "sumup"):
             extra = {"instruments": [str(instruments)]} if target == "sumup" else {}
             await show(
@@ -140,8 +146,37 @@ async def _demo(state: Path, console: Console) -> int:
                     extract=[str(DAY2)], target=target, mode="mirror", return_state=True
                 ),
             )
-    _show_sql(state, day2[0]["external_id"], console)
+    _show_sql(state, edited, console)
     return worst
+
+
+def _edit_outside_custsync(
+    base_url: str, state: Path, day1: list[dict[str, Any]], day2: list[dict[str, Any]]
+) -> str:
+    """Edit, through the provider's API, a customer the day-2 extract also changes."""
+    import duckdb
+    import httpx
+
+    before = {r["external_id"]: r for r in day1}
+    changed = [
+        r["external_id"]
+        for r in day2
+        if r["external_id"] in before and r != before[r["external_id"]] and r["status"] == "active"
+    ]
+    external_id = changed[0]
+    with duckdb.connect(str(state), read_only=True) as con:
+        row = con.execute(
+            "SELECT remote_id FROM snapshot WHERE target = 'verifone' AND external_id = ?",
+            [external_id],
+        ).fetchone()
+    assert row is not None
+    with httpx.Client(base_url=base_url, headers={"Authorization": "Bearer sandbox-token"}) as c:
+        record = c.get(f"/v2/customer/{row[0]}").raise_for_status().json()
+        for key in ("id", "created_at", "updated_at"):
+            record.pop(key, None)
+        record["work_phone"] = "+49 40 555 9999"
+        c.post(f"/v2/customer/{row[0]}", json=record).raise_for_status()
+    return external_id
 
 
 def _show_sql(state: Path, external_id: str, console: Console) -> None:
@@ -155,7 +190,7 @@ def _show_sql(state: Path, external_id: str, console: Console) -> None:
         for title, sql in QUERIES:
             console.print(f"\n[bold]{title}[/]\n[cyan]{sql}[/]", highlight=False)
             params = [external_id] if "?" in sql else []
-            console.print(query(con, sql, params))
+            print_frame(query(con, sql, params), console)
 
 
 @click.command("demo")
@@ -174,6 +209,6 @@ def demo_command(state: str) -> None:
     for stale in (path, Path(f"{path}.wal")):
         stale.unlink(missing_ok=True)
     prepare_prefect(verbose=False)
-    console = Console()
+    console = Console() if Console().is_terminal else Console(width=120)
     worst = asyncio.run(_demo(path, console))
     console.print(f"\ndemo finished; worst exit code {worst} (1 = the invalid rows were rejected)")

@@ -10,10 +10,9 @@ import click
 import duckdb
 import polars as pl
 from rich.console import Console
-from rich.table import Table
 
 from pipelines.audit import recent_runs, run_failures, run_summary
-from pipelines.commands.common import fail
+from pipelines.commands.common import fail, flat, print_frame
 from pipelines.exit_codes import ExitCode
 from pipelines.settings import SettingsError, load_settings
 from pipelines.state.store import StateStore
@@ -25,31 +24,17 @@ _TABLE_COLUMNS = (
 )  # fmt: skip
 
 
-def _flat(frame: pl.DataFrame) -> pl.DataFrame:
-    """Lists joined with ';' (CSV and tables cannot hold nested values)."""
-    return frame.with_columns(
-        pl.col(name).cast(pl.List(pl.String)).list.join(";")
-        for name, dtype in frame.schema.items()
-        if isinstance(dtype, pl.List)
-    )
-
-
 def _print(frame: pl.DataFrame, fmt: str, title: str) -> None:
     if fmt == "json":
         click.echo(json.dumps(frame.to_dicts(), default=str))
         return
-    frame = _flat(frame)
+    frame = flat(frame)
     if fmt == "csv":
         click.echo(frame.write_csv(), nl=False)
         return
     if set(_TABLE_COLUMNS) <= set(frame.columns):
         frame = frame.select(_TABLE_COLUMNS)
-    table = Table(title=title, title_justify="left")
-    for col in frame.columns:
-        table.add_column(col)
-    for row in frame.iter_rows():
-        table.add_row(*("" if v is None else str(v) for v in row))
-    Console().print(table)
+    print_frame(frame, Console(), title=title)
 
 
 @click.command("report")

@@ -62,7 +62,7 @@ async def _final_state(run: Run, started: float) -> State[Any]:
         logger.error("run stopped: %s", summary.get("message"))
         return Failed(message=str(summary.get("message")), data=summary)
     if summary["exit_code"] == ExitCode.RECORDS_FAILED:
-        logger.warning("%d record(s) failed or were rejected", failed_records(summary))
+        logger.info("%d record(s) failed or were rejected", failed_records(summary))
     return Completed(message="done", data=summary)
 
 

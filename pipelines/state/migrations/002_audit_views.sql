@@ -38,7 +38,7 @@ LEFT JOIN sent USING (run_id);
 CREATE VIEW v_failures AS
 SELECT o.run_id, o.target, o.external_id, o.result AS kind, o.action, NULL::VARCHAR AS field,
        coalesce(o.error_code, o.error_class) AS code, o.http_status, o.message,
-       o.occurred_at AS at
+       o.occurred_at
 FROM outcomes o
 WHERE o.result IN ('failed', 'ambiguous')
 UNION ALL
@@ -48,7 +48,7 @@ FROM rejects j;
 
 -- Everything that happened to one external_id, across runs and targets.
 CREATE VIEW v_customer_history AS
-SELECT o.external_id, o.occurred_at AS at, o.run_id, r.flow, o.target, o.action, o.result,
+SELECT o.external_id, o.occurred_at, o.run_id, r.flow, o.target, o.action, o.result,
        o.remote_id, o.changed_fields, o.drift_fields, o.http_status, o.error_code, o.message
 FROM outcomes o JOIN runs r USING (run_id)
 UNION ALL
@@ -59,7 +59,7 @@ FROM rejects j JOIN runs r USING (run_id);
 -- Remote edits made outside custsync, one row per field (kept unless the source changed it).
 CREATE VIEW v_drift AS
 SELECT o.run_id, o.target, o.external_id, o.remote_id, unnest(o.drift_fields) AS field,
-       o.occurred_at AS at
+       o.occurred_at
 FROM outcomes o
 WHERE len(o.drift_fields) > 0;
 
