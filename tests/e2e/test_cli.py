@@ -112,12 +112,13 @@ def test_killed_run_is_reconciled_by_the_next(
             env={**os.environ, **env},
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
+            start_new_session=True,  # its own process group: the kill takes Prefect's server too
         )
         deadline = time.monotonic() + 120
         while total_calls(sandbox) < 60 and time.monotonic() < deadline:
             assert proc.poll() is None, "the run ended before it could be killed"
             time.sleep(0.05)
-        proc.send_signal(signal.SIGKILL)
+        os.killpg(proc.pid, signal.SIGKILL)  # as a crashed machine would: no clean-up at all
         proc.wait(timeout=30)
     finally:
         sandbox.admin.configure(latency_ms=0)
