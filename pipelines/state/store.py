@@ -68,9 +68,9 @@ def migrations(directory: Path = MIGRATIONS_DIR) -> list[Migration]:
 
 
 def new_run_id(now: datetime | None = None) -> str:
-    """A time-ordered, unique run id: ``20261122T061000Z-1a2b3c4d``."""
+    """A time-ordered, unique run id: ``20261122T061000.123456Z-1a2b3c``."""
     now = now or datetime.now(UTC)
-    return f"{now:%Y%m%dT%H%M%SZ}-{secrets.token_hex(4)}"
+    return f"{now:%Y%m%dT%H%M%S.%fZ}-{secrets.token_hex(3)}"
 
 
 class StateStore:
@@ -282,7 +282,12 @@ class StateStore:
                    nullif(concat_ws(': ', l.error_code, l.message), '') AS last_error,
                    p.content_hash
             FROM latest l JOIN counted c USING (external_id)
-            LEFT JOIN plan p ON p.run_id = l.run_id AND p.plan_id = l.plan_id
+            -- a plan id fixes its content hash, whichever run planned it (a crashed run's
+            -- action is recorded by the run that reconciles it)
+            LEFT JOIN (
+                SELECT plan_id, any_value(content_hash) AS content_hash FROM plan
+                WHERE target = $target GROUP BY plan_id
+            ) p ON p.plan_id = l.plan_id
             ORDER BY l.external_id
             """,
             {"target": target},
@@ -303,7 +308,12 @@ class StateStore:
             return 0
         source_row = pl.col("source_row") if "source_row" in rejects.columns else pl.lit(None)
         frame = rejects.select(
-            "external_id", "field", "rule", "message", "value", source_row.cast(pl.Int64)
+            "external_id",
+            "field",
+            "rule",
+            "message",
+            "value",
+            source_row.cast(pl.Int64).alias("source_row"),
         )
         with self.transaction():
             self._insert(

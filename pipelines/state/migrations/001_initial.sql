@@ -4,7 +4,7 @@
 -- No credential is ever stored here.
 
 CREATE TABLE runs (
-    run_id        VARCHAR PRIMARY KEY,         -- time-ordered: 20261122T061000Z-1a2b3c4d
+    run_id        VARCHAR PRIMARY KEY,         -- time-ordered: 20261122T061000.123456Z-1a2b3c
     flow          VARCHAR NOT NULL,            -- sync | migrate | ...
     target        VARCHAR NOT NULL,            -- verifone | sumup
     mode          VARCHAR NOT NULL,            -- mirror | upsert | update-only | create-only
