@@ -286,7 +286,8 @@ class StateStore:
             -- action is recorded by the run that reconciles it)
             LEFT JOIN (
                 SELECT plan_id, any_value(content_hash) AS content_hash FROM plan
-                WHERE target = $target GROUP BY plan_id
+                WHERE target = $target AND plan_id IN (SELECT plan_id FROM latest)
+                GROUP BY plan_id
             ) p ON p.plan_id = l.plan_id
             ORDER BY l.external_id
             """,
@@ -346,7 +347,12 @@ class StateStore:
                             THEN coalesce(b.base_payload, s.payload) END,
                        b.reason, now()
                 FROM {batch} b
-                LEFT JOIN snapshot s ON s.target = $target AND s.external_id = b.external_id
+                LEFT JOIN (
+                    SELECT external_id, payload FROM snapshot
+                    WHERE target = $target AND external_id IN (
+                        SELECT external_id FROM {batch} WHERE action IN ('update', 'close')
+                    )
+                ) s ON s.external_id = b.external_id
                 """,
                 {"run_id": run_id, "target": target},
             )

@@ -29,7 +29,7 @@ sys.path.insert(0, str(ROOT))
 
 from pipelines.extract import read_extract  # noqa: E402
 from pipelines.state.store import DIFF_COLUMNS, StateStore  # noqa: E402
-from transforms.mapping import map_rows  # noqa: E402
+from transforms.mapping import mapped_frame  # noqa: E402
 from transforms.planner import build_plan  # noqa: E402
 from transforms.schema import CANONICAL_COLUMNS  # noqa: E402
 
@@ -91,37 +91,35 @@ def customers(ids: pl.Expr, version: pl.Expr) -> list[pl.Expr]:
     return [columns[name].alias(name) for name in CANONICAL_COLUMNS]
 
 
-def generate(rows: int, workdir: Path, target: str) -> dict[str, int]:
-    """Write today's extract (Parquet + CSV) and seed yesterday's snapshot; return counts."""
+def generate(rows: int, workdir: Path, target: str, *, csv: bool) -> None:
+    """Write today's extract (Parquet, CSV) and seed yesterday's snapshot, all streaming."""
     i = pl.col("i")
-    new = rows // 100
-    base = pl.DataFrame({"i": pl.int_range(0, rows, eager=True, dtype=pl.Int64)})
-    yesterday = base.select(customers(i, pl.lit(0)))
+    keys = pl.LazyFrame({"i": pl.int_range(0, rows, eager=True, dtype=pl.Int64)})
+    new = pl.LazyFrame({"i": pl.int_range(rows, rows + rows // 100, eager=True, dtype=pl.Int64)})
     # Deterministic scatter: key i is changed when i*7919 mod 100 < 5, deleted when it is 99.
     bucket = (i * 7919).mod(100)
     today = pl.concat(
         [
-            base.filter(bucket != 99).select(
+            keys.filter(bucket != 99).select(
                 customers(i, pl.when(bucket < 5).then(pl.lit(1)).otherwise(pl.lit(0)))
             ),
-            pl.DataFrame({"i": pl.int_range(rows, rows + new, eager=True, dtype=pl.Int64)}).select(
-                customers(i, pl.lit(0))
-            ),
+            new.select(customers(i, pl.lit(0))),
         ]
     )
-    today.write_parquet(workdir / "today.parquet")
-    today.write_csv(workdir / "today.csv")
-    mapped = map_rows(yesterday, target, entity_id=ENTITY_ID)  # type: ignore[arg-type]
+    today.sink_parquet(workdir / "today.parquet")
+    if csv:
+        today.sink_csv(workdir / "today.csv")
+    yesterday = keys.select(customers(i, pl.lit(0)))
+    seed = workdir / "seed.parquet"
+    mapped_frame(yesterday, target, entity_id=ENTITY_ID).sink_parquet(seed)  # type: ignore[arg-type]
     with StateStore(workdir / "state.duckdb") as store:
-        store.con.register("seed", mapped.to_arrow())
         store.con.execute(
             "INSERT INTO snapshot SELECT $target, external_id, coalesce(remote_id, 'uuid-' ||"
-            " external_id), content_hash, payload, status, now(), 'seed' FROM seed",
-            {"target": target},
-        )
-        store.con.unregister("seed")
-        store.con.execute("CHECKPOINT")
-    return {"today_rows": today.height, "snapshot_rows": mapped.height}
+            " external_id), content_hash, payload, status, now(), 'seed' FROM read_parquet($seed)",
+            {"target": target, "seed": str(seed)},
+        ).fetchall()
+        store.con.execute("CHECKPOINT").fetchall()
+    seed.unlink()
 
 
 def measure(source: Path, state: Path, target: str) -> dict[str, object]:
@@ -195,8 +193,8 @@ def main() -> None:
     try:
         (workdir / "state.duckdb").unlink(missing_ok=True)
         started = time.perf_counter()
-        counts = generate(args.rows, workdir, args.target)
-        print(f"generated {counts} in {time.perf_counter() - started:.1f} s", file=sys.stderr)
+        generate(args.rows, workdir, args.target, csv=not args.skip_csv)
+        print(f"generated in {time.perf_counter() - started:.1f} s", file=sys.stderr)
         parquet = _run_child("parquet", workdir, args.target)
         print(f"parquet: {parquet}", file=sys.stderr)
         csv = {"plan_s": None, "peak_rss_mb": None}
