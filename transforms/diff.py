@@ -120,8 +120,9 @@ def plan_actions(
     """Plan one action per key (see the module docstring for the rules).
 
     ``mapped`` comes from :func:`transforms.mapping.map_rows`; ``snapshot`` needs
-    ``external_id``, ``remote_id``, ``content_hash``, ``status`` and, optionally, ``payload``
-    (then ``base_payload`` is filled for updates and closes). ``failures`` (``external_id``,
+    ``external_id``, ``content_hash``, ``status`` and, optionally, ``remote_id`` and
+    ``payload`` (then ``remote_id`` and ``base_payload`` are filled from it; the state store
+    fills them when the plan is written otherwise). ``failures`` (``external_id``,
     ``action``, ``failed_runs``, optionally ``content_hash``) lists keys whose last outcome
     failed. ``rejected`` (a rejects frame or a series of keys) protects keys that are in the
     extract but failed validation from being deleted: pass the rejects in mirror mode.
@@ -131,17 +132,18 @@ def plan_actions(
     the frame small for millions of unchanged keys; ``include_unchanged=False`` leaves those
     keys out altogether.
     """
-    snap_cols = {
-        "external_id": "external_id",
-        "remote_id": "__s_remote_id",
-        "content_hash": "__s_hash",
-        "status": "__s_status",
-    }
-    if "payload" in snapshot.columns:
-        snap_cols["payload"] = "__s_payload"
-    snap = snapshot.lazy().select(pl.col(k).alias(v) for k, v in snap_cols.items())
-    if "__s_payload" not in snap_cols.values():
-        snap = snap.with_columns(pl.lit(None, pl.String).alias("__s_payload"))
+    optional = {"remote_id": "__s_remote_id", "payload": "__s_payload"}
+    snap = snapshot.lazy().select(
+        "external_id",
+        pl.col("content_hash").alias("__s_hash"),
+        pl.col("status").alias("__s_status"),
+        *(
+            pl.col(name).alias(alias)
+            if name in snapshot.columns
+            else pl.lit(None, pl.String).alias(alias)
+            for name, alias in optional.items()
+        ),
+    )
     src = mapped.lazy().select("external_id", "status", "remote_id", "payload", "content_hash")
     joined = (
         src.with_columns(pl.lit(True).alias("__in_m"))

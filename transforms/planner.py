@@ -4,9 +4,14 @@
 ``map_rows`` → ``plan_actions`` (a test checks it), without materialising the extract:
 33 text columns of a million rows take over 500 MB in polars before any value is counted,
 and most rows of a nightly extract are unchanged. So the rows stream through normalisation,
-the rule checks, mapping and hashing, are joined to the snapshot's hashes on the way, and
-only what the plan needs is kept: every key and hash, and payloads for keys that changed.
-Rejected rows are found in the same pass and itemised afterwards from those rows alone.
+the rule checks, mapping and hashing, are joined to the snapshot on the way, and only what
+the plan needs is kept: changed keys with their payloads, rejected rows' positions, and
+snapshot keys the extract no longer has. Rejects are itemised afterwards from those rows.
+
+Inside the pass, keys and content hashes are compared through polars' 64-bit hashes (two
+independent ones for the key, so 128 bits), computed in this process for both sides: a join
+table of ten million snapshot keys then takes about 250 MB instead of over a gigabyte. These
+hashes never leave the function; what is stored stays the MD5 of the canonical payload.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ from transforms.schema import Mode, Target
 from transforms.validate import REJECTS_SCHEMA, row_is_broken, validate
 
 _ROW = "__source_row"
+_KEYS = ["__k1", "__k2"]
 
 
 @dataclass(frozen=True)
@@ -47,20 +53,30 @@ class PlanResult:
         return counts
 
 
-def _repeated_keys(keys: pl.LazyFrame) -> pl.LazyFrame:
-    """Keys on more than one row. Counted by a 64-bit hash first (8 bytes a key, not the
-    key's text: a tenth of the memory for ten million keys), then confirmed on the text of
-    the few keys whose hash repeats, so a hash collision cannot reject a valid row."""
+def _key_hashes(key: pl.Expr) -> list[pl.Expr]:
+    return [key.hash(seed=1).alias("__k1"), key.hash(seed=2).alias("__k2")]
+
+
+def _repeated_keys(rows: pl.LazyFrame) -> tuple[int, pl.Series]:
+    """Row count, and keys on more than one row.
+
+    Counted on one 64-bit hash first (8 bytes a row), then confirmed on the text of the few
+    keys whose hash repeats, so a collision cannot reject a valid row.
+    """
     key = pl.col("external_id")
-    hashed = keys.filter(key.is_not_null()).with_columns(key.hash().alias("__h"))
-    suspects = hashed.group_by("__h").len().filter(pl.col("len") > 1).select("__h")
-    return (
-        hashed.join(suspects, on="__h", how="semi")
+    hashes = rows.select(key.hash(seed=1).alias("h")).collect(engine="streaming")
+    suspects = hashes.filter(pl.col("h").is_duplicated()).get_column("h").unique()
+    if suspects.len() == 0:
+        return hashes.height, pl.Series("external_id", [], pl.String)
+    repeated = (
+        rows.select("external_id")
+        .filter(key.is_not_null() & key.hash(seed=1).is_in(suspects.implode()))
         .group_by("external_id")
         .len()
         .filter(pl.col("len") > 1)
-        .select("external_id")
+        .collect(engine="streaming")
     )
+    return hashes.height, repeated.get_column("external_id")
 
 
 def build_plan(
@@ -76,52 +92,49 @@ def build_plan(
     """Normalise, validate, map, hash and diff an extract against ``snapshot``.
 
     ``frame`` is :attr:`pipelines.extract.ExtractResult.frame` (canonical, not yet
-    normalised). ``snapshot`` needs ``external_id``, ``remote_id``, ``content_hash`` and
-    ``status``; with a ``payload`` column, ``base_payload`` is filled for updates and closes
-    (otherwise :meth:`StateStore.write_plan <pipelines.state.store.StateStore.write_plan>`
-    fills it from the snapshot table). Rejected keys are protected from deletion. The other
+    normalised). ``snapshot`` needs ``external_id``, ``content_hash`` and ``status``; with
+    ``remote_id`` and ``payload`` columns, the plan's ``remote_id`` and ``base_payload`` are
+    filled from them (otherwise :meth:`StateStore.write_plan
+    <pipelines.state.store.StateStore.write_plan>` fills them from the snapshot table: then
+    execute from the stored plan). Rejected keys are protected from deletion. The other
     arguments are those of :func:`~transforms.diff.plan_actions`.
     """
     rows = normalise(frame.with_row_index(_ROW, offset=1))
     key = pl.col("external_id")
-    extract_rows, repeated = pl.collect_all(
-        [rows.select(pl.len()), _repeated_keys(rows.select("external_id"))], engine="streaming"
-    )
-    bad = key.is_null() | key.is_in(repeated.get_column("external_id").implode())
-    bad = bad | row_is_broken(target)
+    total, repeated = _repeated_keys(rows)
+    bad = key.is_null() | key.is_in(repeated.implode()) | row_is_broken(target)
     known = snapshot.lazy().select(
-        "external_id",
-        pl.col("content_hash").alias("__s_hash"),
-        pl.col("status").alias("__s_status"),
+        *_key_hashes(key),
+        pl.col("content_hash").hash(seed=3).alias("__s_hash"),
+        (pl.col("status") == "closed").alias("__s_closed"),
         pl.lit(True).alias("__in_s"),
     )
     in_m, is_bad = pl.col("__in_m").fill_null(False), pl.col("__bad").fill_null(False)
     needed = (
         pl.col("__s_hash").is_null()
-        | (pl.col("__s_hash") != pl.col("content_hash"))
-        | (pl.col("__s_status") != pl.col("status"))
+        | (pl.col("__s_hash") != pl.col("content_hash").hash(seed=3))
+        | (pl.col("__s_closed") != (pl.col("status") == "closed"))
     )
     if failures is not None and failures.height:
         needed = needed | key.is_in(failures.get_column("external_id").implode())
-    # One pass keeps only what can matter: changed keys with their payload, rejected rows (by
-    # position, itemised below), and (mirror) snapshot keys absent from the extract. A key on
-    # a rejected row is present, so it is never taken for absent and deleted. Unchanged keys
-    # are only counted: a nightly extract is mostly them.
+    # Keep only what can matter: changed keys with their payload, rejected rows (by position,
+    # itemised below) and, in mirror mode, snapshot keys absent from the extract. A key on a
+    # rejected row is present, so it is never taken for absent and deleted.
     keep = (in_m & ~is_bad & needed) | (in_m & is_bad)
     if mode == "mirror":
         keep = keep | ~in_m
+    stream = rows.with_columns(bad.alias("__bad"), pl.lit(True).alias("__in_m"))
     out = (
-        mapped_frame(
-            rows.with_columns(bad.alias("__bad"), pl.lit(True).alias("__in_m")),
-            target,
-            entity_id=entity_id,
-            carry=("__bad", "__in_m", _ROW),
-        )
-        .join(known, on="external_id", how="full", coalesce=True)
+        mapped_frame(stream, target, entity_id=entity_id, carry=("__bad", "__in_m", _ROW))
+        .with_columns(_key_hashes(key))
+        .join(known, on=_KEYS, how="full", coalesce=True, build_side="force_right")
         .filter(keep)
-        .select("external_id", "status", "remote_id", "payload", "content_hash", is_bad, in_m, _ROW)
+        .select(
+            "external_id", "status", "remote_id", "payload", "content_hash", *_KEYS,
+            is_bad, in_m, _ROW,
+        )
         .collect(engine="streaming")
-    )
+    )  # fmt: skip
     bad_rows = out.filter(pl.col("__bad")).get_column(_ROW)
     rejects = (
         validate(
@@ -130,13 +143,21 @@ def build_plan(
         if bad_rows.len()
         else pl.DataFrame(schema=REJECTS_SCHEMA)
     )
-    candidates = out.filter(pl.col("__in_m") & ~pl.col("__bad")).drop("__bad", "__in_m", _ROW)
+    candidates = out.filter(pl.col("__in_m") & ~pl.col("__bad")).drop(
+        *_KEYS, "__bad", "__in_m", _ROW
+    )
+    vanished = out.filter(~pl.col("__in_m")).select(_KEYS)
     involved = pl.concat(
-        [candidates.get_column("external_id"), out.filter(~pl.col("__in_m"))["external_id"]]
+        [
+            snapshot.filter(key.is_in(candidates.get_column("external_id").implode())),
+            snapshot.with_columns(_key_hashes(key))
+            .join(vanished, on=_KEYS, how="semi")
+            .drop(_KEYS),
+        ]
     )
     plan = plan_actions(
         candidates,
-        snapshot.filter(key.is_in(involved.implode())),
+        involved,
         target=target,
         mode=mode,
         failures=failures,
@@ -144,13 +165,8 @@ def build_plan(
         rejected=rejects,
         include_unchanged=False,
     )
-    total = extract_rows.item()
     valid = total - bad_rows.len()
     acted = plan.filter(key.is_in(candidates.get_column("external_id").implode())).height
     return PlanResult(
-        plan=plan,
-        rejects=rejects,
-        extract_rows=total,
-        valid_rows=valid,
-        unchanged=valid - acted,
+        plan=plan, rejects=rejects, extract_rows=total, valid_rows=valid, unchanged=valid - acted
     )

@@ -36,7 +36,7 @@ SNAPSHOT_COLUMNS = (
     "synced_at",
     "run_id",
 )
-DIFF_COLUMNS = ("external_id", "remote_id", "content_hash", "status")
+DIFF_COLUMNS = ("external_id", "content_hash", "status")
 """The snapshot columns a diff needs (see :func:`transforms.planner.build_plan`)."""
 
 
@@ -236,8 +236,8 @@ class StateStore:
         synced_at, run_id``, in no particular order.
 
         ``payloads=False`` leaves ``payload`` out, and ``columns`` picks columns: diffing
-        millions of keys needs only ``external_id, remote_id, content_hash, status``
-        (:meth:`write_plan` fetches the merge bases it needs itself).
+        millions of keys needs only :data:`DIFF_COLUMNS` (:meth:`write_plan` fills in the
+        remote ids and merge bases of the rows it stores).
         """
         names = list(columns) if columns is not None else list(SNAPSHOT_COLUMNS)
         if not payloads and columns is None:
@@ -329,9 +329,9 @@ class StateStore:
         """Store a run's plan (:data:`transforms.diff.PLAN_SCHEMA`) before anything is sent.
 
         ``unchanged`` rows are not stored (millions of them would say nothing an auditor
-        needs; count them in the run summary). Where an update or close has no
-        ``base_payload``, the snapshot's payload is filled in here, so that the diff can run
-        on hashes alone. Returns the number of rows stored.
+        needs; count them in the run summary). A missing ``remote_id``, and the
+        ``base_payload`` of an update or close, are filled in from the snapshot here, so that
+        the diff can run on hashes alone. Returns the number of rows stored.
         """
         frame = plan.filter(pl.col("action") != "unchanged").select(PLAN_SCHEMA.names())
         if frame.height == 0:
@@ -342,15 +342,16 @@ class StateStore:
                 """
                 INSERT INTO plan
                 SELECT $run_id, $target, b.plan_id, b.external_id, b.action, b.status,
-                       b.remote_id, b.payload, b.content_hash,
+                       coalesce(b.remote_id, s.remote_id), b.payload, b.content_hash,
                        CASE WHEN b.action IN ('update', 'close')
                             THEN coalesce(b.base_payload, s.payload) END,
                        b.reason, now()
                 FROM {batch} b
                 LEFT JOIN (
-                    SELECT external_id, payload FROM snapshot
+                    SELECT external_id, remote_id, payload FROM snapshot
                     WHERE target = $target AND external_id IN (
-                        SELECT external_id FROM {batch} WHERE action IN ('update', 'close')
+                        SELECT external_id FROM {batch}
+                        WHERE remote_id IS NULL OR action IN ('update', 'close')
                     )
                 ) s ON s.external_id = b.external_id
                 """,

@@ -10,6 +10,7 @@ import duckdb
 import polars as pl
 import pytest
 
+from pipelines.extract import read_extract
 from pipelines.state import (
     CALLS_SCHEMA,
     OUTCOMES_SCHEMA,
@@ -23,9 +24,14 @@ from pipelines.state import (
     snapshot_frame,
 )
 from pipelines.state.store import DIFF_COLUMNS
-from transforms.diff import PLAN_SCHEMA
+from transforms.diff import PLAN_SCHEMA, plan_actions
+from transforms.mapping import map_rows
+from transforms.normalise import normalise
+from transforms.planner import build_plan
+from transforms.validate import validate
 
 T0 = datetime(2026, 11, 22, 6, 0, tzinfo=UTC)
+DATA = Path(__file__).resolve().parents[2] / "data"
 
 
 @pytest.fixture
@@ -375,3 +381,33 @@ def test_failures_count_failed_runs_since_the_last_success(store: StateStore) ->
     recovered = _run(store)
     _record(store, recovered, [_outcome("p-A-update", "A", "succeeded", T0 + timedelta(hours=4))])
     assert store.failures("sumup")["external_id"].to_list() == ["B"]
+
+
+def test_a_plan_built_from_hashes_alone_is_stored_complete(store: StateStore) -> None:
+    """build_plan on DIFF_COLUMNS + write_plan store what the step-by-step functions plan
+    on the full snapshot: remote ids and merge bases are filled in from the table."""
+    entity = "entity-1"
+    day1 = read_extract([DATA / "customers.csv"]).frame
+    seed = map_rows(validate(normalise(day1), "verifone").valid, "verifone", entity_id=entity)
+    seed = seed.with_columns(pl.format("uuid-{}", "external_id").alias("remote_id"))
+    _record(store, _run(store, "verifone"), [], upserts=seed.to_dicts(), target="verifone")
+    day2 = read_extract([DATA / "customers_day2.csv"]).frame
+    run_id = _run(store, "verifone")
+    result = build_plan(
+        day2,
+        store.snapshot("verifone", columns=DIFF_COLUMNS),
+        target="verifone",
+        mode="mirror",
+        entity_id=entity,
+    )
+    assert store.write_plan(run_id, "verifone", result.plan) == 13
+    validated = validate(normalise(day2), "verifone")
+    expected = plan_actions(
+        map_rows(validated.valid, "verifone", entity_id=entity),
+        store.snapshot("verifone"),
+        target="verifone",
+        mode="mirror",
+        rejected=validated.rejects,
+        include_unchanged=False,
+    )
+    assert store.plan(run_id).select(PLAN_SCHEMA.names()).equals(expected)
