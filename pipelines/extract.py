@@ -237,9 +237,13 @@ def _csv_error(exc: duckdb.Error, path: Path) -> ExtractError:
     return ExtractError(reason, file=path, line=line)
 
 
-def _read_csv(path: Path, chosen: Mapping[str, str], width: int, delimiter: str) -> pl.DataFrame:
-    columns = {f"c{i}": "VARCHAR" for i in range(width)}
-    positions = {name: i for i, name in enumerate(_csv_header(path, delimiter))}
+def _read_csv(
+    path: Path, chosen: Mapping[str, str], header: Sequence[str], delimiter: str
+) -> pl.DataFrame:
+    # Columns are addressed by position: header names may need quoting, differ from the
+    # file by the trimming done here, or be empty.
+    columns = {f"c{i}": "VARCHAR" for i in range(len(header))}
+    positions = {name: i for i, name in enumerate(header)}
     select = ", ".join(f'c{positions[name]} AS "{canonical}"' for name, canonical in chosen.items())
     struct = ", ".join(f"'{name}': 'VARCHAR'" for name in columns)
     query = (
@@ -292,7 +296,7 @@ def _read_file(
     if _kind(path) == "csv":
         names = _csv_header(path, delimiter)
         chosen = _select(names, path, mapping, wanted, required, warnings)
-        frame = _read_csv(path, chosen, len(names), delimiter).lazy()
+        frame = _read_csv(path, chosen, names, delimiter).lazy()
     else:
         try:
             schema = pl.read_parquet_schema(path)
