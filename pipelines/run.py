@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import duckdb
 import orjson
@@ -31,11 +31,11 @@ from pipelines.extract import ExtractError, read_extract, read_instruments
 from pipelines.progress import listener
 from pipelines.settings import Settings, SettingsError, load_settings
 from pipelines.state.frames import calls_frame, outcomes_frame, snapshot_frame
-from pipelines.state.store import StateStore
-from transforms.diff import plan_actions, plan_id
-from transforms.mapping import map_rows, sumup_customer_id
-from transforms.normalise import normalise
-from transforms.validate import validate
+from pipelines.state.store import DIFF_COLUMNS, StateStore
+from transforms.diff import plan_id
+from transforms.mapping import sumup_customer_id
+from transforms.planner import build_plan
+from transforms.schema import Mode, Target
 
 log = logging.getLogger("custsync")
 
@@ -257,38 +257,35 @@ class Run:
         return 0
 
     def _make_plan(self) -> int:
-        spec, target = self.spec, self.spec.target
+        spec, target = self.spec, cast(Target, self.spec.target)
         extract = read_extract(
             list(spec.extract), mapping=Path(spec.mapping) if spec.mapping else None
         )
         for warning in extract.warnings:
             log.warning("%s", warning)
-        validated = validate(normalise(extract.frame), target)  # type: ignore[arg-type]
-        self.store.write_rejects(self.run_id, target, validated.rejects)
-        self.valid_rows = validated.valid.height
-        entity = self.settings.verifone_entity_id if target == "verifone" else None
-        mapped = map_rows(validated.valid, target, entity_id=entity)  # type: ignore[arg-type]
-        snapshot = self.store.snapshot(target)
+        snapshot = self.store.snapshot(target, columns=DIFF_COLUMNS)
         self.snapshot_active = snapshot.filter(pl.col("status") == "active").height
-        plan = plan_actions(
-            mapped,
+        # One streaming pass: normalise, validate, map, hash, diff (rejected keys are never
+        # planned for deletion). Remote ids and merge bases are filled in when the plan is
+        # stored, so the run executes from the stored plan.
+        planned = build_plan(
+            extract.frame,
             snapshot,
-            target=target,  # type: ignore[arg-type]
-            mode=spec.mode,  # type: ignore[arg-type]
+            target=target,
+            mode=cast(Mode, spec.mode),
+            entity_id=self.settings.verifone_entity_id if target == "verifone" else None,
             failures=self.store.failures(target),
             quarantine_after=self.settings.quarantine_after,
-            rejected=validated.rejects,  # a row that failed validation is never deleted
         )
-        self.unchanged = plan.filter(pl.col("action") == "unchanged").height
-        actionable = plan.filter(pl.col("action") != "unchanged")
+        self.store.write_rejects(self.run_id, target, planned.rejects)
+        self.valid_rows, self.unchanged = planned.valid_rows, planned.unchanged
+        actions = planned.plan
         if spec.instruments:
-            actionable = pl.concat(
-                [actionable, self._instrument_rows(snapshot)], how="diagonal_relaxed"
-            )
-        self.store.write_plan(self.run_id, target, actionable)
-        self._plan = actionable
-        self.batch_count = math.ceil(actionable.height / max(self.settings.batch_size, 1))
-        return actionable.height
+            actions = pl.concat([actions, self._instrument_rows()], how="diagonal_relaxed")
+        self.store.write_plan(self.run_id, target, actions)
+        self._plan = self.store.plan(self.run_id)
+        self.batch_count = math.ceil(self._plan.height / max(self.settings.batch_size, 1))
+        return self._plan.height
 
     def check_guards(self) -> None:
         """Stop (exit 3) before any call when the plan looks like an accident."""
@@ -367,13 +364,11 @@ class Run:
             snapshot_deletes=result.deletes,
         )
 
-    def _instrument_rows(self, snapshot: pl.DataFrame) -> pl.DataFrame:
-        """Plan rows for explicit instrument deactivations; unknown customers are rejected."""
+    def _instrument_rows(self) -> pl.DataFrame:
+        """Plan rows for explicit instrument deactivations (SumUp's customer ids derive from
+        the external id); rows without a key or token, or for Verifone, are rejected."""
         target = self.spec.target
         instruments = read_instruments(list(self.spec.instruments))
-        known = dict(
-            zip(snapshot["external_id"].to_list(), snapshot["remote_id"].to_list(), strict=True)
-        )
         done = {
             plan_id
             for (plan_id,) in self.store.con.execute(
@@ -389,8 +384,7 @@ class Run:
                     (ext, "token", "unsupported", "Verifone customers have no instruments")
                 )
                 continue
-            remote_id = known.get(ext) or (sumup_customer_id(ext) if ext else None)
-            if not ext or not token or remote_id is None:
+            if not ext or not token:
                 rejects.append((ext, "token", "required", "external_id and token are required"))
                 continue
             pid = plan_id(target, ext, "deactivate", token)
@@ -401,7 +395,7 @@ class Run:
                     "plan_id": pid,
                     "external_id": ext,
                     "action": "deactivate",
-                    "remote_id": remote_id,
+                    "remote_id": sumup_customer_id(ext),
                     "payload": orjson.dumps({"token": token}).decode(),
                     "reason": "instruments extract",
                 }
