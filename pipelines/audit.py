@@ -34,6 +34,16 @@ def run_failures(con: duckdb.DuckDBPyConnection, run_id: str) -> pl.DataFrame:
     )
 
 
+def run_plan(con: duckdb.DuckDBPyConnection, run_id: str) -> pl.DataFrame:
+    """The actions a run planned (what a dry run shows), by external id."""
+    return query(
+        con,
+        "SELECT external_id, action, reason, remote_id, plan_id FROM plan WHERE run_id = ? "
+        "ORDER BY external_id, action",
+        [run_id],
+    )
+
+
 def run_summary(con: duckdb.DuckDBPyConnection, run_id: str) -> dict[str, Any] | None:
     """The summary recorded when the run finished, or ``None`` for an unknown run."""
     row = query(con, "SELECT * FROM v_runs WHERE run_id = ?", [run_id])

@@ -25,7 +25,7 @@ def build_summary(
         "SELECT action, count(*) FROM plan WHERE run_id = ? GROUP BY action", [run_id]
     ).fetchall():
         summary.setdefault(action, {"planned": 0, "succeeded": 0, "failed": 0})["planned"] = n
-    adopted = ambiguous = drift = 0
+    adopted = ambiguous = drift = created = 0
     for action, result, n, drifted in con.execute(
         """SELECT action, result, count(*), count(*) FILTER (WHERE len(drift_fields) > 0)
            FROM outcomes WHERE run_id = ? GROUP BY action, result""",
@@ -37,6 +37,7 @@ def build_summary(
         elif result in _FAILED:
             counts["failed"] += n
         adopted += n if result == "adopted" else 0
+        created += n if (action, result) == ("create", "succeeded") else 0
         ambiguous += n if result == "ambiguous" else 0
         drift += drifted
     row = con.execute(
@@ -54,6 +55,7 @@ def build_summary(
             "calls": calls,
             "retries": retries,
             "http_429": http_429,
+            "created": created,
             "adopted": adopted,
             "ambiguous": ambiguous,
             "drift": drift,

@@ -145,7 +145,8 @@ def print_summary(summary: dict[str, Any], *, as_json: bool) -> None:
             table.add_row(action, str(c["planned"]), str(c["succeeded"]), str(c["failed"]))
         out.print(table)
         out.print(
-            f"rejected {summary['rejected']} · adopted {summary['adopted']} · "
+            f"rejected {summary['rejected']} · created {summary['created']} · "
+            f"adopted {summary['adopted']} · "
             f"ambiguous {summary['ambiguous']} · drift {summary['drift']} · "
             f"calls {summary['calls']} · retries {summary['retries']} · "
             f"429s {summary['http_429']} · {summary.get('rate_per_s', 0)} calls/s · "

@@ -11,7 +11,7 @@ import duckdb
 import polars as pl
 from rich.console import Console
 
-from pipelines.audit import recent_runs, run_failures, run_summary
+from pipelines.audit import recent_runs, run_failures, run_plan, run_summary
 from pipelines.commands.common import fail, flat, print_frame
 from pipelines.exit_codes import ExitCode
 from pipelines.settings import SettingsError, load_settings
@@ -47,13 +47,18 @@ def _print(frame: pl.DataFrame, fmt: str, title: str) -> None:
     default="table",
     show_default=True,
 )
+@click.option("--plan", "show_plan", is_flag=True, help="With --run: list its planned actions.")
 @click.option("--state", type=click.Path(dir_okay=False), help="The DuckDB state file.")
-def report_command(run_id: str | None, last: int, fmt: str, state: str | None) -> None:
-    """Show recent runs, or one run's summary and failures (--run ID).
+def report_command(
+    run_id: str | None, last: int, fmt: str, show_plan: bool, state: str | None
+) -> None:
+    """Show recent runs, one run's summary and failures (--run ID), or its plan (--plan).
 
     Reads the audit views of the state file; for anything else, query it in SQL
     (README, "The DuckDB file").
     """
+    if show_plan and run_id is None:
+        fail("--plan needs --run ID")
     try:
         path = Path(state) if state else load_settings().state
     except SettingsError as exc:
@@ -73,6 +78,9 @@ def report_command(run_id: str | None, last: int, fmt: str, state: str | None) -
         summary = run_summary(store.con, run_id)
         if summary is None:
             fail(f"no run {run_id!r} in {path}")
+            return
+        if show_plan:
+            _print(run_plan(store.con, run_id), fmt, f"plan of run {run_id}")
             return
         failures = run_failures(store.con, run_id)
         if fmt == "json":

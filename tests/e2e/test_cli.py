@@ -90,6 +90,20 @@ def test_json_summary_and_report(env: dict[str, str], sandbox: SandboxServer) ->
     assert summary["run_id"] in listing.stdout
 
 
+def test_dry_run_plan_is_shown_by_report(env: dict[str, str], sandbox: SandboxServer) -> None:
+    done = run_cli("sync", str(DAY1), "--target", "verifone", "--dry-run", "--json", env=env)
+    assert done.returncode == 0, done.stderr
+    summary = json.loads(done.stdout.strip().splitlines()[-1])
+    assert summary["dry_run"] and summary["calls"] == 0
+    assert sandbox.admin.counters()["total"] == 0
+    plan = run_cli("report", "--run", summary["run_id"], "--plan", "--format", "json", env=env)
+    assert plan.returncode == 0, plan.stderr
+    rows = json.loads(plan.stdout)
+    assert len(rows) == summary["create"]["planned"] == 40
+    assert {r["action"] for r in rows} == {"create"}
+    assert run_cli("report", "--plan", env=env).returncode == 2
+
+
 @pytest.mark.parametrize("target", ["verifone", "sumup"])
 def test_killed_run_is_reconciled_by_the_next(
     target: str, env: dict[str, str], sandbox: SandboxServer, tmp_path: Path
