@@ -3,8 +3,10 @@
 Verifone receives a ``CustomerRequest`` (billing, shipping, tax, ``entity_id`` from
 settings); SumUp a ``Customer`` (``customer_id`` derived from ``external_id``, personal
 details, the billing address as ``address``). Which column goes where is the field table of
-:mod:`transforms.fields`. Payloads are canonical JSON (:mod:`transforms.canonical`) and the
-content hash is the MD5 of that text, so equal payloads hash equal across runs and versions.
+:mod:`transforms.fields`. Payloads are canonical JSON (:mod:`transforms.canonical`). The
+content hash is the SHA-256 of the payload's content text (its leaf values under the frozen
+codes of :data:`CONTENT_CODES`), so equal payloads hash equal across runs and versions, and
+it is computed for millions of rows without building their JSON.
 """
 
 from __future__ import annotations
@@ -14,7 +16,16 @@ from typing import Any
 
 import polars as pl
 
-from transforms.canonical import Tree, canonical_json, hex_digest, json_object, md5_text, prune
+from transforms.canonical import (
+    Tree,
+    canonical_json,
+    content_text,
+    content_text_expr,
+    hex_digest,
+    json_object,
+    md5_text,
+    prune,
+)
 from transforms.canonical import sha256_text as _sha256_text
 from transforms.fields import TARGET_FIELDS
 from transforms.schema import Target
@@ -31,6 +42,56 @@ MAPPED_SCHEMA = pl.Schema(
 """Columns of :func:`map_rows`' result."""
 
 SUMUP_CUSTOMER_ID_LENGTH = 32
+
+_CONTENT_PATHS = (
+    "entity_id",
+    "customer_id",
+    "title",
+    "billing.first_name",
+    "billing.middle_name",
+    "billing.last_name",
+    "company_name",
+    "company_registration_number",
+    "email_address",
+    "phone_number",
+    "work_phone",
+    "tax.identifier",
+    "language",
+    *(
+        f"{side}.{part}"
+        for side in ("billing", "shipping")
+        for part in (
+            *(("first_name", "middle_name", "last_name") if side == "shipping" else ()),
+            "address_1",
+            "address_2",
+            "address_3",
+            "city",
+            "state",
+            "postal_code",
+            "country_code",
+            "phone",
+        )
+    ),
+    "personal_details.first_name",
+    "personal_details.last_name",
+    "personal_details.email",
+    "personal_details.phone",
+    "personal_details.birth_date",
+    "personal_details.tax_id",
+    "personal_details.address.line_1",
+    "personal_details.address.line_2",
+    "personal_details.address.city",
+    "personal_details.address.state",
+    "personal_details.address.postal_code",
+    "personal_details.address.country",
+)
+CONTENT_CODES: dict[str, str] = {path: f"{i:03d}" for i, path in enumerate(_CONTENT_PATHS, 1)}
+"""Payload leaf path → its code in the content text. Append only: a code, once used, keeps
+its path for ever, or every stored content hash changes."""
+
+LEGACY_HASH_LENGTH = 32
+"""Hex digits of a content hash stored before 2026-11 (MD5 of the canonical JSON); the
+current ones (SHA-256) have 64. :func:`legacy_content_hash` computes the old kind."""
 
 
 def sumup_customer_id(external_id: str) -> str:
@@ -70,28 +131,60 @@ def payload_tree(target: Target, *, entity_id: str | None = None) -> Tree:
     return _nest(paths)
 
 
+def _leaves(tree: Tree, prefix: str = "") -> dict[str, pl.Expr]:
+    out: dict[str, pl.Expr] = {}
+    for key, node in tree.items():
+        path = f"{prefix}{key}"
+        if isinstance(node, Mapping):
+            out.update(_leaves(node, f"{path}."))
+        else:
+            out[path] = node
+    return out
+
+
+def content_hash_expr(target: Target, *, entity_id: str | None = None) -> pl.Expr:
+    """The content hash of every row, over canonical columns (SumUp: and ``customer_id``).
+
+    Equal to :func:`content_hash` of the row's payload; the payload itself is not built.
+    """
+    leaves = _leaves(payload_tree(target, entity_id=entity_id))
+    text = content_text_expr({CONTENT_CODES[path]: expr for path, expr in leaves.items()})
+    return hex_digest(text, "sha256")
+
+
+def payload_expr(target: Target, *, entity_id: str | None = None) -> pl.Expr:
+    """The canonical JSON payload of every row (see :func:`content_hash_expr`'s columns)."""
+    return json_object(payload_tree(target, entity_id=entity_id))
+
+
 def mapped_frame(
     frame: pl.LazyFrame,
     target: Target,
     *,
     entity_id: str | None = None,
-    carry: Sequence[str] = (),
+    carry: Sequence[str | pl.Expr] = (),
+    payload: bool = True,
 ) -> pl.LazyFrame:
     """Lazy form of :func:`map_rows`: it streams, so millions of rows need little memory.
 
-    ``carry`` names further columns of ``frame`` to keep alongside the mapped ones.
+    ``carry`` names further columns (or expressions over the canonical columns and SumUp's
+    ``customer_id``) to keep alongside the mapped ones. ``payload=False`` leaves the
+    ``payload`` column out: a diff needs only the hashes, and the JSON of the few changed
+    rows is cheaper built for them alone.
     """
     if target == "sumup":
         customer_id = hex_digest(pl.col("external_id"), "sha256").str.head(SUMUP_CUSTOMER_ID_LENGTH)
         frame = frame.with_columns(customer_id.alias("customer_id"))
     remote_id = pl.col("customer_id") if target == "sumup" else pl.lit(None, pl.String)
+    body = [payload_expr(target, entity_id=entity_id).alias("payload")] if payload else []
     return frame.select(
         pl.col("external_id"),
         pl.col("status"),
         remote_id.alias("remote_id"),
-        json_object(payload_tree(target, entity_id=entity_id)).alias("payload"),
+        *body,
+        content_hash_expr(target, entity_id=entity_id).alias("content_hash"),
         *carry,
-    ).with_columns(hex_digest(pl.col("payload"), "md5").alias("content_hash"))
+    )
 
 
 def map_rows(valid: pl.DataFrame, target: Target, *, entity_id: str | None = None) -> pl.DataFrame:
@@ -99,7 +192,8 @@ def map_rows(valid: pl.DataFrame, target: Target, *, entity_id: str | None = Non
 
     Returns ``external_id``, ``status``, ``remote_id`` (SumUp: the derived ``customer_id``;
     Verifone: null, the server assigns it), ``payload`` (canonical JSON text) and
-    ``content_hash`` (MD5 hex of ``payload``). ``entity_id`` is required for Verifone.
+    ``content_hash`` (:func:`content_hash` of the payload). ``entity_id`` is required for
+    Verifone.
     """
     return mapped_frame(valid.lazy(), target, entity_id=entity_id).collect()
 
@@ -132,6 +226,30 @@ def payload_from_remote(target: Target, record: Mapping[str, Any]) -> dict[str, 
     return prune(_keep(record, _allowed(target)))
 
 
+def _members(payload: Mapping[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
+    out: list[tuple[str, Any]] = []
+    for key, value in payload.items():
+        path = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            out.extend(_members(value, f"{path}."))
+        elif value is not None:
+            code = CONTENT_CODES.get(path)
+            if code is None:
+                raise ValueError(f"{path!r} is not a field custsync sends")
+            out.append((code, value))
+    return out
+
+
 def content_hash(payload: Mapping[str, Any]) -> str:
-    """The content hash :func:`map_rows` gives a row whose payload is ``payload``."""
+    """The content hash :func:`map_rows` gives a row whose payload is ``payload``.
+
+    SHA-256 hex of the payload's content text (:func:`transforms.canonical.content_text` of
+    its non-null leaves under :data:`CONTENT_CODES`); raises ``ValueError`` for a field
+    custsync never sends.
+    """
+    return _sha256_text(content_text(_members(payload)))
+
+
+def legacy_content_hash(payload: Mapping[str, Any]) -> str:
+    """The content hash custsync stored before 2026-11: MD5 hex of the canonical JSON."""
     return md5_text(canonical_json(payload))

@@ -8,7 +8,14 @@ import polars as pl
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from transforms.canonical import canonical_json, digest, json_object, prune
+from transforms.canonical import (
+    canonical_json,
+    content_text,
+    content_text_expr,
+    digest,
+    json_object,
+    prune,
+)
 
 # Every character class JSON escaping cares about: quotes, backslashes, control characters,
 # non-ASCII (kept as UTF-8), line separators that JavaScript chokes on.
@@ -73,3 +80,23 @@ def test_digests_match_hashlib(values: list[str | None]) -> None:
             for v in values
         ]
         assert digest(series, algorithm).to_list() == expected  # type: ignore[arg-type]
+
+
+CODES = ("001", "002", "010", "100")
+
+
+@settings(max_examples=200)
+@given(st.lists(st.tuples(*(VALUES | st.sampled_from(["\x1f", "a\\x", "=:"]),) * 4), min_size=1))
+def test_polars_builds_exactly_the_content_text(rows: list[tuple[str | None, ...]]) -> None:
+    frame = pl.DataFrame(rows, schema=dict.fromkeys(CODES, pl.String), orient="row")
+    members = {code: pl.col(code) for code in reversed(CODES)}  # order is the builder's job
+    built = frame.select(content_text_expr(members).alias("t"))["t"].to_list()
+    texts = [content_text(zip(CODES, row, strict=True)) for row in rows]
+    assert built == texts
+    # Injective: different rows never share a text.
+    assert len(set(texts)) == len(set(rows))
+
+
+def test_content_text_format() -> None:
+    members = [("010", "a\x1fb\\c"), ("002", None), ("001", "x"), ("003", 5)]
+    assert content_text(members) == "001=x\x1f003:5\x1f010=a\\xb\\\\c\x1f"

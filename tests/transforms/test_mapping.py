@@ -7,8 +7,12 @@ import polars as pl
 import pytest
 
 from tests.transforms.conftest import ENTITY, extract, person
+from transforms.canonical import content_text
 from transforms.mapping import (
+    CONTENT_CODES,
+    LEGACY_HASH_LENGTH,
     content_hash,
+    legacy_content_hash,
     map_rows,
     payload_from_remote,
     sumup_customer_id,
@@ -125,14 +129,59 @@ def test_empty_objects_and_null_fields_are_left_out() -> None:
 
 
 @pytest.mark.parametrize("target", ["verifone", "sumup"])
-def test_content_hash_is_md5_of_the_payload_text_and_reproducible(target: str) -> None:
+def test_content_hash_is_sha256_of_the_content_text_and_reproducible(target: str) -> None:
     row = _mapped(target, **FULL)
-    assert row["content_hash"] == hashlib.md5(row["payload"].encode()).hexdigest()
-    assert content_hash(json.loads(row["payload"])) == row["content_hash"]
+    payload = json.loads(row["payload"])
+    text = content_text((CONTENT_CODES[path], value) for path, value in _flatten(payload).items())
+    assert row["content_hash"] == hashlib.sha256(text.encode()).hexdigest()
+    assert content_hash(payload) == row["content_hash"]
     assert _mapped(target, **FULL)["content_hash"] == row["content_hash"]
     assert (
         _mapped(target, **{**FULL, "billing_city": "Köln"})["content_hash"] != row["content_hash"]
     )
+
+
+def _flatten(payload: dict[str, object], prefix: str = "") -> dict[str, object]:
+    out: dict[str, object] = {}
+    for key, value in payload.items():
+        if isinstance(value, dict):
+            out.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
+
+
+def test_content_hash_of_a_documented_example() -> None:
+    # docs/extract-format.md §4: other tools may recompute it.
+    payload = {"entity_id": "e-1", "billing": {"first_name": "Zoë", "city": None}, "tax": {}}
+    text = "001=e-1\x1f004=Zoë\x1f"
+    assert content_hash(payload) == hashlib.sha256(text.encode()).hexdigest()
+    assert content_hash(payload) == (
+        "0f6e8ad62d04fe8d5f5b86ccd90577df1b3dab9dfc05f6fd3db778dddbe50100"
+    )
+
+
+def test_content_hash_tells_types_and_fields_apart() -> None:
+    assert content_hash({"title": "5"}) != content_hash({"title": 5})
+    assert content_hash({"title": "Dr"}) != content_hash({"language": "Dr"})
+    assert content_hash({"title": ""}) != content_hash({})
+    with pytest.raises(ValueError, match="not a field"):
+        content_hash({"nickname": "x"})
+
+
+def test_stored_hashes_are_frozen_codes() -> None:
+    # Append only: changing a code changes every stored hash.
+    assert CONTENT_CODES["entity_id"] == "001"
+    assert CONTENT_CODES["personal_details.address.country"] == "044"
+    assert len(set(CONTENT_CODES.values())) == len(CONTENT_CODES)
+
+
+@pytest.mark.parametrize("target", ["verifone", "sumup"])
+def test_legacy_hash_is_md5_of_the_payload_text(target: str) -> None:
+    row = _mapped(target, **FULL)
+    expected = hashlib.md5(row["payload"].encode()).hexdigest()
+    assert legacy_content_hash(json.loads(row["payload"])) == expected
+    assert len(expected) == LEGACY_HASH_LENGTH
 
 
 def test_sumup_customer_id_is_a_documented_stable_digest() -> None:
