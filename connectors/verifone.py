@@ -40,6 +40,12 @@ READ_ONLY_FIELDS = frozenset({"id", "created_at", "updated_at"})
 _URL_OVERHEAD = 120
 
 
+NOT_TEXT_FILTERABLE = frozenset({"shipping.phone"})
+"""Fields the published ``search`` parameter types as numbers, not text (``shipping.phone``
+takes ``=gt=``..., and a phone such as ``+44 20 7946 0000`` is no number): never filtered
+with ``==`` on what was sent."""
+
+
 def scalar_fields(payload: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
     """Flatten a request body to ``{"billing.first_name": "Ann", ...}`` (non-null scalars)."""
     out: dict[str, str] = {}
@@ -162,7 +168,9 @@ class VerifoneClient(BaseClient):
         """
         body = self._request_body(payload)
         sent = scalar_fields(body)
-        records = await self._search_all(rsql.all_equal(sent), "reconcile")
+        # Search on the text fields; the others are compared below, record by record.
+        searchable = {k: v for k, v in sent.items() if k not in NOT_TEXT_FILTERABLE}
+        records = await self._search_all(rsql.all_equal(searchable), "reconcile")
         hits = [r for r in records if matches_sent(r, sent)]
         if not hits:
             return None
