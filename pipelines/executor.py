@@ -9,7 +9,7 @@ successes only). It never writes to DuckDB itself.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, cast
@@ -25,6 +25,8 @@ from transforms.merge import three_way_merge
 from transforms.schema import Target
 
 ProgressHook = Callable[[int], None]
+HaltHook = Callable[[], "FatalError | None"]
+"""Asked while a batch runs: an error when the run must stop now (e.g. provider unreachable)."""
 
 
 @dataclass(frozen=True)
@@ -89,6 +91,37 @@ def _dumps(payload: Mapping[str, Any]) -> str:
     return orjson.dumps(payload, option=orjson.OPT_SORT_KEYS).decode()
 
 
+async def gather_or_halt(
+    coros: Sequence[Coroutine[Any, Any, None]], halt: HaltHook
+) -> FatalError | None:
+    """Run ``coros`` concurrently; stop them all at the first :class:`FatalError` they raise or
+    the ``halt`` hook returns. Returns that error, or ``None`` when all of them finished.
+
+    Cancelled work records nothing, so its journal intents stay pending for the next run.
+    """
+    error = halt()
+    if error is not None:
+        for coro in coros:
+            coro.close()
+        return error
+
+    async def watch(tasks: Sequence[asyncio.Task[None]]) -> None:
+        while not all(task.done() for task in tasks):
+            stop = halt()
+            if stop is not None:
+                raise stop
+            await asyncio.sleep(0.05)
+
+    fatal: FatalError | None = None
+    try:
+        async with asyncio.TaskGroup() as group:
+            tasks = [group.create_task(coro) for coro in coros]
+            group.create_task(watch(tasks))
+    except* FatalError as eg:
+        fatal = next(e for e in eg.exceptions if isinstance(e, FatalError))
+    return fatal
+
+
 class BatchExecutor:
     """Runs plan rows against one connector; one instance per run (it keeps no per-batch state)."""
 
@@ -99,12 +132,14 @@ class BatchExecutor:
         run_id: str,
         options: ExecutionOptions | None = None,
         progress: ProgressHook | None = None,
+        halt: HaltHook | None = None,
     ) -> None:
         self.connector = connector
         self.target = cast(Target, connector.target)
         self.run_id = run_id
         self.options = options or ExecutionOptions()
         self._progress = progress
+        self._halt = halt or (lambda: None)
 
     async def run(self, rows: Sequence[PlanRow]) -> BatchResult:
         """Execute ``rows`` concurrently (the connector's limiter bounds the pace).
@@ -130,12 +165,9 @@ class BatchExecutor:
                 self._fail(result, row, exc)
             failed = {r.plan_id for r in updates}
             rows = [r for r in rows if r.plan_id not in failed]
-        try:
-            async with asyncio.TaskGroup() as group:
-                for row in rows:
-                    group.create_task(self._one(row, remote, result))
-        except* FatalError as eg:
-            result.fatal = next(e for e in eg.exceptions if isinstance(e, FatalError))
+        result.fatal = await gather_or_halt(
+            [self._one(row, remote, result) for row in rows], self._halt
+        )
         return result
 
     async def _one(

@@ -6,7 +6,6 @@ and the stored plan. Flows wrap its stages in Prefect tasks; it knows nothing of
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import math
 import time
@@ -20,12 +19,19 @@ import duckdb
 import orjson
 import polars as pl
 
-from connectors.errors import AuthError, FatalError
+from connectors.errors import AuthError, FatalError, ProviderError
 from connectors.http import CallRecord
 from connectors.protocol import CustomerConnector
 from connectors.verifone import VerifoneClient
+from pipelines.breaker import Breaker
 from pipelines.connect import build_connector
-from pipelines.executor import BatchExecutor, BatchResult, ExecutionOptions, PlanRow
+from pipelines.executor import (
+    BatchExecutor,
+    BatchResult,
+    ExecutionOptions,
+    PlanRow,
+    gather_or_halt,
+)
 from pipelines.exit_codes import ExitCode
 from pipelines.extract import ExtractError, read_extract, read_instruments
 from pipelines.progress import listener
@@ -86,6 +92,8 @@ class Run:
         self._connector: CustomerConnector | None = None
         self._executor: BatchExecutor | None = None
         self._calls: list[CallRecord] = []
+        # no answer at all to this many calls in a row: the provider is unreachable
+        self._breaker = Breaker(limit=max(24, 3 * settings.concurrency))
         self._stop: RunStop | None = None
         self._execute_s = 0.0
 
@@ -136,9 +144,17 @@ class Run:
         """The target's connector, built on first use (its calls are collected for the batch)."""
         if self._connector is None:
             self._connector = build_connector(
-                self.settings, self.spec.target, on_call=self._calls.append
+                self.settings, self.spec.target, on_call=self._on_call
             )
         return self._connector
+
+    def _on_call(self, call: CallRecord) -> None:
+        self._calls.append(call)
+        self._breaker.observe(call)
+
+    def _unreachable(self) -> FatalError | None:
+        target = self.spec.target
+        return self._breaker.error(target, getattr(self.settings, f"{target}_base_url"))
 
     async def aclose(self) -> None:
         """Close the connector; the store stays open until :meth:`finish`."""
@@ -231,7 +247,15 @@ class Run:
                 # Idempotent (SumUp create answers 409, updates and deletes repeat safely).
                 executor.record(result, row, "skipped", message="re-planned after a crash")
                 return
-            found = await connector.reconcile(orjson.loads(row.payload or "{}"))
+            try:
+                found = await connector.reconcile(orjson.loads(row.payload or "{}"))
+            except FatalError:
+                raise
+            except ProviderError as exc:
+                # Still unknown: the intent stays pending and the next run tries again.
+                log.warning("could not reconcile %s: %s", row.external_id, exc)
+                unsettled.append(row.plan_id)
+                return
             if found is None:
                 executor.record(result, row, "skipped", message="never created; re-planned")
             elif found.outcome == "adopted" and found.record is not None:
@@ -245,10 +269,19 @@ class Run:
                     + ", ".join(found.candidates),
                 )
 
+        unsettled: list[str] = []
         self._calls.clear()
-        await asyncio.gather(*(settle(r) for r in rows))
+        halted = await gather_or_halt([settle(r) for r in rows], self._unreachable)
         self._record(result)
-        return len(rows)
+        if halted is not None:
+            raise halted
+        if unsettled:
+            self.stop(
+                ExitCode.RECORDS_FAILED,
+                f"{len(unsettled)} create(s) left in flight by an earlier run could not be "
+                "checked at the provider: nothing was sent, to avoid duplicates; run again later",
+            )
+        return len(rows) - len(unsettled)
 
     def plan(self) -> int:
         """Read, validate, diff; store rejects and the plan. Returns the number of actions."""
@@ -333,6 +366,7 @@ class Run:
                 run_id=self.run_id,
                 options=ExecutionOptions(adopt_by=self.spec.adopt_by),
                 progress=listener().advance,
+                halt=self._unreachable,
             )
         return self._executor
 

@@ -179,3 +179,23 @@ def test_faults_and_rate_limits_converge_without_duplicates(
     finally:
         sandbox.admin.configure(rate_limit=None, fault_rate=0.0)
     assert_in_step(sandbox, state_file(), target, DAY2)
+
+
+def test_unreachable_provider_stops_fast_and_a_later_run_repairs(
+    env: dict[str, str], sandbox: SandboxServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import socket
+
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        dead = f"http://127.0.0.1:{s.getsockname()[1]}"
+    monkeypatch.setenv("CUSTSYNC_VERIFONE_BASE_URL", dead)
+    for _ in range(2):  # the second run meets the first one's pending intents
+        summary = sync(extract=[str(DAY1)], target="verifone")
+        assert summary["exit_code"] == 2, summary
+        assert dead in summary["message"] and "BASE_URL" in summary["message"]
+        assert summary["calls"] < 60, "stopped early, not after every record's retries"
+    monkeypatch.setenv("CUSTSYNC_VERIFONE_BASE_URL", sandbox.base_url)
+    summary = sync(extract=[str(DAY1)], target="verifone")
+    assert summary["exit_code"] == 0, (summary["message"], summary["create"], summary["adopted"])
+    assert_in_step(sandbox, state_file(), "verifone", DAY1)
