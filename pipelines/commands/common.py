@@ -104,8 +104,9 @@ class RichProgress:
         self._progress.stop()
 
 
-def run_flow(call: Callable[[], Awaitable[Any]], *, as_json: bool) -> dict[str, Any]:
-    """Run a flow (returning a Prefect state) with a progress bar; return its summary."""
+def run_and_exit(call: Callable[[], Awaitable[Any]], *, as_json: bool) -> None:
+    """Run a flow (returning a Prefect state) with a progress bar, print its summary and exit
+    with the run's exit code."""
     from pipelines import progress
 
     progress.attach(RichProgress(enabled=not as_json and err.is_terminal))
@@ -120,7 +121,9 @@ def run_flow(call: Callable[[], Awaitable[Any]], *, as_json: bool) -> dict[str, 
         progress.attach(None)
     if not isinstance(summary, dict):
         fail(f"the flow ended without a summary: {summary}", ExitCode.BAD_INPUT)
-    return summary
+        return
+    print_summary(summary, as_json=as_json)
+    sys.exit(int(summary["exit_code"]))
 
 
 _ACTIONS = ("create", "update", "delete", "close", "deactivate", "unchanged")

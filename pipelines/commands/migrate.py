@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import sys
-
 import click
 
 from pipelines.commands.common import (
     check_inputs,
     check_settings,
     prepare_prefect,
-    print_summary,
-    run_flow,
+    run_and_exit,
 )
 from pipelines.commands.sync import flow_options
 
@@ -42,7 +39,7 @@ def migrate_command(
     prepare_prefect(verbose)
     from pipelines.flows.migrate import migrate_flow
 
-    summary = run_flow(
+    run_and_exit(
         lambda: migrate_flow(
             extract=list(extract),
             target=target,
@@ -56,5 +53,3 @@ def migrate_command(
         ),
         as_json=as_json,
     )
-    print_summary(summary, as_json=as_json)
-    sys.exit(int(summary["exit_code"]))

@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import sys
-
 import click
 
 from pipelines.commands.common import (
     check_inputs,
     check_settings,
     prepare_prefect,
-    print_summary,
-    run_flow,
+    run_and_exit,
 )
 
 
@@ -101,7 +98,7 @@ def sync_command(
     prepare_prefect(verbose)
     from pipelines.flows.sync import sync_flow
 
-    summary = run_flow(
+    run_and_exit(
         lambda: sync_flow(
             extract=list(extract),
             target=target,
@@ -120,5 +117,3 @@ def sync_command(
         ),
         as_json=as_json,
     )
-    print_summary(summary, as_json=as_json)
-    sys.exit(int(summary["exit_code"]))

@@ -56,30 +56,28 @@ def env(
     return values
 
 
-def sync(**params: Any) -> dict[str, Any]:
-    """Run the sync flow in-process and return its summary."""
-    from pipelines.flows.sync import sync_flow
-
+def _run(flow: Any, params: dict[str, Any]) -> dict[str, Any]:
     async def main() -> Any:
-        state = await sync_flow(return_state=True, **params)
+        state = await flow(return_state=True, **params)
         return await state.result(raise_on_failure=False)
 
     summary = asyncio.run(main())
     assert isinstance(summary, dict), summary
     return summary
+
+
+def sync(**params: Any) -> dict[str, Any]:
+    """Run the sync flow in-process and return its summary."""
+    from pipelines.flows.sync import sync_flow
+
+    return _run(sync_flow, params)
 
 
 def migrate(**params: Any) -> dict[str, Any]:
     """Run the migrate flow in-process and return its summary."""
     from pipelines.flows.migrate import migrate_flow
 
-    async def main() -> Any:
-        state = await migrate_flow(return_state=True, **params)
-        return await state.result(raise_on_failure=False)
-
-    summary = asyncio.run(main())
-    assert isinstance(summary, dict), summary
-    return summary
+    return _run(migrate_flow, params)
 
 
 def total_calls(sandbox: SandboxServer) -> int:
