@@ -120,7 +120,7 @@ def run_and_exit(call: Callable[[], Awaitable[Any]], *, as_json: bool) -> None:
     finally:
         progress.attach(None)
     if not isinstance(summary, dict):
-        fail(f"the flow ended without a summary: {summary}", ExitCode.BAD_INPUT)
+        fail(str(summary), ExitCode.BAD_INPUT)  # the run could not start; nothing was sent
         return
     print_summary(summary, as_json=as_json)
     sys.exit(int(summary["exit_code"]))

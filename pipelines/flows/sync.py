@@ -21,6 +21,7 @@ from pipelines.extract import ExtractError
 from pipelines.progress import listener
 from pipelines.run import Run, RunSpec
 from pipelines.settings import SettingsError
+from pipelines.state.store import StateError
 from pipelines.summary import failed_records, to_markdown
 
 TargetName = Literal["verifone", "sumup"]
@@ -76,7 +77,7 @@ async def run_flow(spec: RunSpec) -> State[Any]:
     logger = get_run_logger()
     try:
         run = Run.open(spec)
-    except (SettingsError, ExtractError, OSError, duckdb.Error) as exc:
+    except (SettingsError, ExtractError, StateError, OSError, duckdb.Error) as exc:
         # Nothing could be recorded: the state file itself is unusable.
         return Failed(message=str(exc), data=Run.unrecorded_summary(spec, exc, started))
     try:

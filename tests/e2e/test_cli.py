@@ -140,3 +140,23 @@ def test_killed_run_is_reconciled_by_the_next(
     summary = sync(extract=[str(extract)], target=target)
     assert summary["exit_code"] == 0, summary
     assert_in_step(sandbox, env["CUSTSYNC_STATE"], target, extract)
+
+
+def test_a_state_file_in_use_is_exit_2_with_a_clear_message(
+    tmp_path: Path, env: dict[str, str]
+) -> None:
+    holder = subprocess.Popen(
+        [sys.executable, "-c",
+         "import sys, time; from pipelines.state.store import StateStore; "
+         "s = StateStore(sys.argv[1]); print('held', flush=True); time.sleep(60)",
+         env["CUSTSYNC_STATE"]],
+        stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        done = run_cli("sync", str(DAY1), "--target", "sumup", env=env)
+    finally:
+        holder.kill()
+        holder.wait()
+    assert done.returncode == 2
+    assert "lock" in done.stderr and "Traceback" not in done.stderr + done.stdout
