@@ -183,7 +183,7 @@ class BatchExecutor:
                 "deactivate": self._deactivate,
             }.get(row.action)
             if handler is None:
-                self.record(result, row, "skipped", message=f"nothing to do for {row.action!r}")
+                self.record(result, row, "skipped", message=row.reason or row.action)
             else:
                 await handler(row, remote, result)
         except FatalError:

@@ -38,6 +38,7 @@ from pipelines.progress import listener
 from pipelines.settings import Settings, SettingsError, load_settings
 from pipelines.state.frames import calls_frame, outcomes_frame, snapshot_frame
 from pipelines.state.store import DIFF_COLUMNS, StateStore
+from pipelines.summary import build_summary, failed_records
 from transforms.diff import plan_id
 from transforms.mapping import sumup_customer_id
 from transforms.planner import build_plan
@@ -191,8 +192,6 @@ class Run:
 
     def finish(self, *, duration_s: float) -> dict[str, Any]:
         """Record the end of the run and return its summary."""
-        from pipelines.summary import build_summary, failed_records
-
         summary = build_summary(
             self.store.con, self.run_id, unchanged=self.unchanged, execute_s=self._execute_s
         )
