@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -43,14 +43,12 @@ class Settings:
     rate_limit: float | None = None
     """Requests per second per target; ``None`` = adaptive (start at ``adaptive_start_rate``)."""
     adaptive_start_rate: float = 50.0
-    burst: int = 10
     concurrency: int = 8
     batch_size: int = 500
     max_attempts: int = 6
     max_delete_fraction: float = 0.10
     quarantine_after: int = 5
     """A record whose action failed in this many runs is quarantined (planned no more)."""
-    extra: Mapping[str, Any] = field(default_factory=dict)
 
     def with_overrides(self, **overrides: Any) -> Settings:
         """Return a copy with the given non-``None`` fields replaced."""
@@ -96,7 +94,7 @@ def load_settings(
                 f"{path}: {', '.join(sorted(leaked))} must come from the environment "
                 "or a Prefect Secret block, not from a file"
             )
-    known = {f.name: str(f.type) for f in fields(Settings) if f.name != "extra"}
+    known = {f.name: str(f.type) for f in fields(Settings)}
     unknown = set(values) - set(known)
     if unknown:
         raise SettingsError(f"{path}: unknown setting(s) {', '.join(sorted(unknown))}")
