@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from connectors.sandbox.server import SandboxServer
@@ -31,17 +33,21 @@ def test_credentials_come_from_a_secret_block_when_the_environment_has_none(
 def test_each_run_publishes_its_summary_as_an_artifact(
     env: dict[str, str], sandbox: SandboxServer
 ) -> None:
-    import httpx
-    from prefect.settings import PREFECT_API_URL
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
 
     summary = sync(extract=[str(DAY1)], target="verifone")
 
-    # The REST API directly: this client version sends null defaults the server refuses.
-    found = httpx.post(
-        f"{PREFECT_API_URL.value()}/artifacts/filter",
-        json={"artifacts": {"key": {"any_": ["custsync-sync-verifone"]}}, "limit": 50},
-    ).raise_for_status()
-    markdown = "\n".join(str(a["data"]) for a in found.json())
+    async def latest() -> list[str]:
+        async with get_client() as client:
+            artifacts = await client.read_artifacts(
+                artifact_filter=ArtifactFilter(
+                    key=ArtifactFilterKey(any_=["custsync-sync-verifone"])
+                )
+            )
+        return [str(a.data) for a in artifacts]
+
+    markdown = "\n".join(asyncio.run(latest()))
     assert summary["run_id"] in markdown
     assert "| create | 40 | 40 | 0 |" in markdown
     assert "sandbox-token" not in markdown
