@@ -65,6 +65,8 @@ class _Rule:
     broken: pl.Expr
     message: pl.Expr
     shows_value: bool = True
+    max_chars: int | None = None
+    """Set on a length rule: broken when the value has more characters."""
 
 
 def _length(name: str) -> pl.Expr:
@@ -80,6 +82,7 @@ def _field_rules(field: Field, target: Target) -> list[_Rule]:
             "max_field_size",
             _length(name) > MAX_FIELD_CHARS,
             pl.format(f"{{}} characters; custsync sends at most {MAX_FIELD_CHARS}", _length(name)),
+            max_chars=MAX_FIELD_CHARS,
         )
     ]
     if field.max_length is not None:
@@ -91,6 +94,7 @@ def _field_rules(field: Field, target: Target) -> list[_Rule]:
                 pl.format(
                     f"{{}} characters; {where} allows at most {field.max_length}", _length(name)
                 ),
+                max_chars=field.max_length,
             )
         )
     if field.pattern is not None:
@@ -136,7 +140,7 @@ def _field_rules(field: Field, target: Target) -> list[_Rule]:
         )
     # An absent value breaks no field rule (whether it is required is a rule of its own).
     return [
-        _Rule(r.field, r.rule, col.is_not_null() & r.broken, r.message, r.shows_value)
+        _Rule(r.field, r.rule, col.is_not_null() & r.broken, r.message, r.shows_value, r.max_chars)
         for r in rules
     ]
 
@@ -153,6 +157,7 @@ def rules_for(target: Target) -> list[_Rule]:
                 _length("external_id"),
             ),
             shows_value=False,
+            max_chars=MAX_FIELD_CHARS,
         ),
         _Rule(
             "status",
@@ -185,7 +190,18 @@ def mask(value: pl.Expr) -> pl.Expr:
 
 def row_is_broken(target: Target) -> pl.Expr:
     """True where a row breaks one of ``target``'s row-level rules (key rules aside)."""
-    return pl.any_horizontal(rule.broken.fill_null(False) for rule in rules_for(target))
+    # The planner asks this of every row: a field's length limits become one comparison with
+    # the smallest (its characters are counted once), and nulls are settled once at the end
+    # (a null result means no rule is broken, as with each rule's own fill_null(False)).
+    limits: dict[str, int] = {}
+    checks = []
+    for rule in rules_for(target):
+        if rule.max_chars is None:
+            checks.append(rule.broken)
+        else:
+            limits[rule.field] = min(limits.get(rule.field, rule.max_chars), rule.max_chars)
+    checks.extend(_length(name) > limit for name, limit in limits.items())
+    return pl.any_horizontal(checks).fill_null(False)
 
 
 def validate(frame: pl.LazyFrame, target: Target, *, row_index: str | None = None) -> Validated:

@@ -6,7 +6,8 @@ Generates a previous-day extract (seeded into a DuckDB snapshot, untimed) and to
 with 5 % changed, 1 % new and 1 % deleted keys, written as Parquet and as CSV. Each timed plan
 runs in a fresh Python process, so that its peak RSS is its own; the clock starts after the
 imports and stops when the plan is committed. The last line printed is one JSON object:
-``rows``, ``parquet_plan_s``, ``parquet_peak_rss_mb``, ``csv_plan_s``, ``csv_peak_rss_mb``.
+``rows``, ``parquet_plan_s``, ``parquet_cpu_s``, ``parquet_peak_rss_mb``, ``csv_plan_s``,
+``csv_cpu_s``, ``csv_peak_rss_mb``, and the load average (other work on the machine).
 """
 
 from __future__ import annotations
@@ -124,7 +125,7 @@ def generate(rows: int, workdir: Path, target: str, *, csv: bool) -> None:
 
 def measure(source: Path, state: Path, target: str) -> dict[str, object]:
     """One timed plan (run in its own process)."""
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.process_time()
     with StateStore(state) as store:
         run_id = store.begin_run(
             flow="bench",
@@ -148,6 +149,9 @@ def measure(source: Path, state: Path, target: str) -> dict[str, object]:
     elapsed = time.perf_counter() - started
     return {
         "plan_s": round(elapsed, 3),
+        # CPU-seconds of all threads: comparable across runs when other work shares the cores
+        "cpu_s": round(time.process_time() - cpu_started, 3),
+        "load_avg_1m": round(os.getloadavg()[0], 2),
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
         "stored": stored,
         "rejects": result.rejects.height,
@@ -197,7 +201,7 @@ def main() -> None:
         print(f"generated in {time.perf_counter() - started:.1f} s", file=sys.stderr)
         parquet = _run_child("parquet", workdir, args.target)
         print(f"parquet: {parquet}", file=sys.stderr)
-        csv = {"plan_s": None, "peak_rss_mb": None}
+        csv: dict[str, object] = {"plan_s": None, "peak_rss_mb": None}
         if not args.skip_csv:
             csv = _run_child("csv", workdir, args.target)
             print(f"csv: {csv}", file=sys.stderr)
@@ -205,8 +209,10 @@ def main() -> None:
             "rows": args.rows,
             "target": args.target,
             "parquet_plan_s": parquet["plan_s"],
+            "parquet_cpu_s": parquet.get("cpu_s"),
             "parquet_peak_rss_mb": parquet["peak_rss_mb"],
             "csv_plan_s": csv["plan_s"],
+            "csv_cpu_s": csv.get("cpu_s"),
             "csv_peak_rss_mb": csv["peak_rss_mb"],
             "plan_rows_stored": parquet.get("stored"),
             "actions": parquet.get("actions"),

@@ -9,7 +9,7 @@ from tests.transforms.conftest import extract, person
 from transforms.fields import MAX_FIELD_CHARS
 from transforms.normalise import normalise
 from transforms.schema import CANONICAL_COLUMNS, Target
-from transforms.validate import REJECTS_SCHEMA, mask, validate
+from transforms.validate import REJECTS_SCHEMA, mask, row_is_broken, validate
 
 
 def _rejects(target: Target, **fields: Any) -> set[tuple[str, str]]:
@@ -156,3 +156,22 @@ def test_rejected_values_are_masked() -> None:
 def test_mask_keeps_a_short_prefix(value: str | None, masked: str | None) -> None:
     frame = pl.DataFrame({"v": [value]}, schema={"v": pl.String})
     assert frame.select(mask(pl.col("v")))["v"].item() == masked
+
+
+@pytest.mark.parametrize("target", ["verifone", "sumup"])
+def test_row_is_broken_flags_exactly_the_rows_validate_rejects(target: Target) -> None:
+    long = "x" * (MAX_FIELD_CHARS + 1)
+    rows = [
+        person("ok"),
+        person("long-language", language=long),  # only custsync's own limit applies
+        person("long-name", first_name="X" * 23),  # Verifone's 22, not SumUp's
+        person("long-key" + long),
+        person("bad-mail", email="nope"),
+        person("no-city", billing_city=None),
+        person("odd-status", status="odd"),
+    ]
+    frame = normalise(extract(rows))
+    flagged = frame.filter(row_is_broken(target)).collect().get_column("external_id")
+    rejected = validate(frame, target).rejects.get_column("external_id").unique()
+    assert sorted(flagged) == sorted(rejected)
+    assert "ok" not in flagged and "no-city" not in flagged
