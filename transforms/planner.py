@@ -170,7 +170,7 @@ def build_plan(
     changed = out.filter(pl.col("__in_m") & ~pl.col("__bad")).get_column(_ROW)
     candidates = mapped_frame(
         subset.filter(pl.col(_ROW).is_in(changed.implode())), target, entity_id=entity_id
-    ).collect()
+    ).collect(engine="streaming")
     vanished = out.filter(~pl.col("__in_m")).select(_KEYS)
     involved = pl.concat(
         [
