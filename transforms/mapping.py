@@ -164,26 +164,25 @@ def mapped_frame(
     entity_id: str | None = None,
     carry: Sequence[str | pl.Expr] = (),
     payload: bool = True,
+    hashed: bool = True,
 ) -> pl.LazyFrame:
     """Lazy form of :func:`map_rows`: it streams, so millions of rows need little memory.
 
     ``carry`` names further columns (or expressions over the canonical columns and SumUp's
     ``customer_id``) to keep alongside the mapped ones. ``payload=False`` leaves the
     ``payload`` column out: a diff needs only the hashes, and the JSON of the few changed
-    rows is cheaper built for them alone.
+    rows is cheaper built for them alone. ``hashed=False`` leaves ``content_hash`` out (for a
+    caller that computed it already and carries it).
     """
     if target == "sumup":
         customer_id = hex_digest(pl.col("external_id"), "sha256").str.head(SUMUP_CUSTOMER_ID_LENGTH)
         frame = frame.with_columns(customer_id.alias("customer_id"))
     remote_id = pl.col("customer_id") if target == "sumup" else pl.lit(None, pl.String)
     body = [payload_expr(target, entity_id=entity_id).alias("payload")] if payload else []
+    if hashed:
+        body.append(content_hash_expr(target, entity_id=entity_id).alias("content_hash"))
     return frame.select(
-        pl.col("external_id"),
-        pl.col("status"),
-        remote_id.alias("remote_id"),
-        *body,
-        content_hash_expr(target, entity_id=entity_id).alias("content_hash"),
-        *carry,
+        pl.col("external_id"), pl.col("status"), remote_id.alias("remote_id"), *body, *carry
     )
 
 

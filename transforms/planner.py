@@ -148,7 +148,7 @@ def build_plan(
         hashed.with_columns(_key_hashes(key))
         .join(known, on=_KEYS, how="full", coalesce=True, build_side="force_right")
         .filter(keep)
-        .select(*_KEYS, is_bad, in_m, _ROW)
+        .select(*_KEYS, is_bad, in_m, _ROW, "content_hash")
         .collect(engine="streaming")
     )
     # The kept rows of the extract, read again: carrying every column through the join for
@@ -167,9 +167,14 @@ def build_plan(
         if bad_rows.len()
         else pl.DataFrame(schema=REJECTS_SCHEMA)
     )
-    changed = out.filter(pl.col("__in_m") & ~pl.col("__bad")).get_column(_ROW)
+    # Their content hashes come from the pass: only the JSON is built here.
+    changed = out.filter(pl.col("__in_m") & ~pl.col("__bad")).select(_ROW, "content_hash")
     candidates = mapped_frame(
-        subset.filter(pl.col(_ROW).is_in(changed.implode())), target, entity_id=entity_id
+        subset.join(changed.lazy(), on=_ROW),
+        target,
+        entity_id=entity_id,
+        carry=["content_hash"],
+        hashed=False,
     ).collect(engine="streaming")
     vanished = out.filter(~pl.col("__in_m")).select(_KEYS)
     involved = pl.concat(
