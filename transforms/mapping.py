@@ -18,12 +18,10 @@ import polars as pl
 
 from transforms.canonical import (
     Tree,
-    canonical_json,
     content_text,
     content_text_expr,
     hex_digest,
     json_object,
-    md5_text,
     prune,
 )
 from transforms.canonical import sha256_text as _sha256_text
@@ -88,10 +86,6 @@ _CONTENT_PATHS = (
 CONTENT_CODES: dict[str, str] = {path: f"{i:03d}" for i, path in enumerate(_CONTENT_PATHS, 1)}
 """Payload leaf path → its code in the content text. Append only: a code, once used, keeps
 its path for ever, or every stored content hash changes."""
-
-LEGACY_HASH_LENGTH = 32
-"""Hex digits of a content hash stored before 2026-11 (MD5 of the canonical JSON); the
-current ones (SHA-256) have 64. :func:`legacy_content_hash` computes the old kind."""
 
 
 def sumup_customer_id(external_id: str) -> str:
@@ -247,8 +241,3 @@ def content_hash(payload: Mapping[str, Any]) -> str:
     custsync never sends.
     """
     return _sha256_text(content_text(_members(payload)))
-
-
-def legacy_content_hash(payload: Mapping[str, Any]) -> str:
-    """The content hash custsync stored before 2026-11: MD5 hex of the canonical JSON."""
-    return md5_text(canonical_json(payload))

@@ -16,10 +16,6 @@ independent ones for the key, so 128 bits), computed in this process for both si
 table of ten million snapshot keys then takes about 250 MB instead of over a gigabyte. These
 hashes never leave the function; what is stored stays the SHA-256 content hash.
 
-A snapshot written before content hashes changed holds 32-digit MD5s of the canonical JSON
-(:func:`~transforms.mapping.legacy_content_hash`). Such rows are compared with that hash, so
-an upgrade plans no update for an unchanged customer; the pass then builds every row's JSON,
-as it did before, until the snapshot's hashes are rewritten.
 """
 
 from __future__ import annotations
@@ -28,9 +24,8 @@ from dataclasses import dataclass
 
 import polars as pl
 
-from transforms.canonical import hex_digest
 from transforms.diff import plan_actions
-from transforms.mapping import LEGACY_HASH_LENGTH, mapped_frame, payload_expr
+from transforms.mapping import mapped_frame
 from transforms.normalise import normalise
 from transforms.schema import Mode, Target
 from transforms.validate import REJECTS_SCHEMA, row_is_broken, validate
@@ -113,21 +108,16 @@ def build_plan(
     total, repeated = _repeated_keys(rows)
     bad = key.is_null() | key.is_in(repeated.implode()) | row_is_broken(target)
     s_hash = pl.col("content_hash")
-    legacy = bool((snapshot.get_column("content_hash").str.len_bytes() == LEGACY_HASH_LENGTH).any())
     known = snapshot.lazy().select(
         *_key_hashes(key),
         s_hash.hash(seed=3).alias("__s_hash"),
         (pl.col("status") == "closed").alias("__s_closed"),
         pl.lit(True).alias("__in_s"),
-        (s_hash.str.len_bytes() == LEGACY_HASH_LENGTH).alias("__s_legacy"),
     )
     in_m, is_bad = pl.col("__in_m").fill_null(False), pl.col("__bad").fill_null(False)
-    current = pl.col("content_hash")
-    if legacy:
-        current = pl.when(pl.col("__s_legacy")).then(pl.col("__legacy_hash")).otherwise(current)
     needed = (
         pl.col("__s_hash").is_null()
-        | (pl.col("__s_hash") != current.hash(seed=3))
+        | (pl.col("__s_hash") != pl.col("content_hash").hash(seed=3))
         | (pl.col("__s_closed") != (pl.col("status") == "closed"))
     )
     if failures is not None and failures.height:
@@ -140,9 +130,6 @@ def build_plan(
         keep = keep | ~in_m
     stream = rows.with_columns(bad.alias("__bad"), pl.lit(True).alias("__in_m"))
     carry: list[str | pl.Expr] = ["__bad", "__in_m", _ROW]
-    if legacy:
-        legacy_hash = hex_digest(payload_expr(target, entity_id=entity_id), "md5")
-        carry.append(legacy_hash.alias("__legacy_hash"))
     hashed = mapped_frame(stream, target, entity_id=entity_id, carry=carry, payload=False)
     out = (
         hashed.with_columns(_key_hashes(key))

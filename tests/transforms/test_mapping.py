@@ -10,9 +10,7 @@ from tests.transforms.conftest import ENTITY, extract, person
 from transforms.canonical import content_text
 from transforms.mapping import (
     CONTENT_CODES,
-    LEGACY_HASH_LENGTH,
     content_hash,
-    legacy_content_hash,
     map_rows,
     payload_from_remote,
     sumup_customer_id,
@@ -174,14 +172,6 @@ def test_stored_hashes_are_frozen_codes() -> None:
     assert CONTENT_CODES["entity_id"] == "001"
     assert CONTENT_CODES["personal_details.address.country"] == "044"
     assert len(set(CONTENT_CODES.values())) == len(CONTENT_CODES)
-
-
-@pytest.mark.parametrize("target", ["verifone", "sumup"])
-def test_legacy_hash_is_md5_of_the_payload_text(target: str) -> None:
-    row = _mapped(target, **FULL)
-    expected = hashlib.md5(row["payload"].encode()).hexdigest()
-    assert legacy_content_hash(json.loads(row["payload"])) == expected
-    assert len(expected) == LEGACY_HASH_LENGTH
 
 
 def test_sumup_customer_id_is_a_documented_stable_digest() -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import polars as pl
@@ -12,7 +11,7 @@ from hypothesis import strategies as st
 
 from tests.transforms.conftest import ENTITY, extract, person
 from transforms.diff import plan_actions
-from transforms.mapping import LEGACY_HASH_LENGTH, legacy_content_hash, map_rows
+from transforms.mapping import map_rows
 from transforms.normalise import normalise
 from transforms.planner import build_plan
 from transforms.schema import EXTRACT_SCHEMA, Mode, Target
@@ -111,33 +110,3 @@ def test_random_extracts_plan_the_same_both_ways(
     )
     assert result.rejects.equals(expected_rejects)
     assert result.plan.equals(expected_plan.filter(pl.col("action") != "unchanged"))
-
-
-@pytest.mark.parametrize("target", ["verifone", "sumup"])
-def test_a_snapshot_of_legacy_md5_hashes_plans_no_update_for_unchanged_keys(
-    target: Target,
-) -> None:
-    # State written before content hashes became SHA-256 of the content text: MD5 of the JSON.
-    current = _snapshot(_csv("customers.csv"), target)
-    legacy = current.with_columns(
-        pl.col("payload")
-        .map_elements(lambda text: legacy_content_hash(json.loads(text)), return_dtype=pl.String)
-        .alias("content_hash")
-    )
-    assert legacy["content_hash"].str.len_bytes().max() == LEGACY_HASH_LENGTH
-    day2 = _csv("customers_day2.csv")
-    upgraded = build_plan(day2, legacy.drop("payload"), target=target, mode="mirror",
-                          entity_id=ENTITY)  # fmt: skip
-    fresh = build_plan(day2, current.drop("payload"), target=target, mode="mirror",
-                       entity_id=ENTITY)  # fmt: skip
-    # A delete carries the snapshot's own hash (and so its plan id): legacy there.
-    same = ["external_id", "action", "status", "payload", "reason"]
-    assert upgraded.plan.select(same).equals(fresh.plan.select(same))
-    sent = pl.col("action") != "delete"
-    assert upgraded.plan.filter(sent).equals(fresh.plan.filter(sent))
-    assert upgraded.unchanged == fresh.unchanged
-    # Half upgraded (rows synced since carry the new hash): the same plan again.
-    mixed = pl.concat([legacy.head(20), current.tail(current.height - 20)])
-    again = build_plan(day2, mixed.drop("payload"), target=target, mode="mirror",
-                       entity_id=ENTITY)  # fmt: skip
-    assert again.plan.select(same).equals(fresh.plan.select(same))
