@@ -34,13 +34,12 @@ from pipelines.executor import (
 )
 from pipelines.exit_codes import ExitCode
 from pipelines.extract import ExtractError, read_extract, read_instruments
+from pipelines.instruments import plan_deactivations
 from pipelines.progress import listener
 from pipelines.settings import Settings, SettingsError, load_settings
 from pipelines.state.frames import calls_frame, outcomes_frame, snapshot_frame
 from pipelines.state.store import DIFF_COLUMNS, StateStore
 from pipelines.summary import build_summary, failed_records
-from transforms.diff import plan_id
-from transforms.mapping import sumup_customer_id
 from transforms.planner import build_plan
 from transforms.schema import Mode, Target
 
@@ -398,10 +397,8 @@ class Run:
         )
 
     def _instrument_rows(self) -> pl.DataFrame:
-        """Plan rows for explicit instrument deactivations (SumUp's customer ids derive from
-        the external id); rows without a key or token, or for Verifone, are rejected."""
+        """Plan rows for the explicit instrument deactivations; bad rows become rejects."""
         target = self.spec.target
-        instruments = read_instruments(list(self.spec.instruments))
         done = {
             plan_id
             for (plan_id,) in self.store.con.execute(
@@ -410,45 +407,9 @@ class Run:
                 [target],
             ).fetchall()
         }
-        rows, rejects = [], []
-        for ext, token in instruments.select("external_id", "token").iter_rows():
-            if target != "sumup":
-                rejects.append(
-                    (ext, "token", "unsupported", "Verifone customers have no instruments")
-                )
-                continue
-            if not ext or not token:
-                rejects.append((ext, "token", "required", "external_id and token are required"))
-                continue
-            pid = plan_id(target, ext, "deactivate", token)
-            if pid in done:
-                continue  # deactivated by an earlier run: nothing to send
-            rows.append(
-                {
-                    "plan_id": pid,
-                    "external_id": ext,
-                    "action": "deactivate",
-                    "remote_id": sumup_customer_id(ext),
-                    "payload": orjson.dumps({"token": token}).decode(),
-                    "reason": "instruments extract",
-                }
-            )
-        if rejects:
-            self.store.write_rejects(
-                self.run_id,
-                target,
-                pl.DataFrame(
-                    rejects, schema=["external_id", "field", "rule", "message"], orient="row"
-                ).with_columns(value=pl.lit(None, pl.String)),
-            )
-        return pl.DataFrame(
-            rows,
-            schema={
-                "plan_id": pl.String,
-                "external_id": pl.String,
-                "action": pl.String,
-                "remote_id": pl.String,
-                "payload": pl.String,
-                "reason": pl.String,
-            },
+        rows, rejects = plan_deactivations(
+            read_instruments(list(self.spec.instruments)), target, done
         )
+        if rejects.height:
+            self.store.write_rejects(self.run_id, target, rejects)
+        return rows

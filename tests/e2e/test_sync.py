@@ -199,3 +199,24 @@ def test_unreachable_provider_stops_fast_and_a_later_run_repairs(
     summary = sync(extract=[str(DAY1)], target="verifone")
     assert summary["exit_code"] == 0, (summary["message"], summary["create"], summary["adopted"])
     assert_in_step(sandbox, state_file(), "verifone", DAY1)
+
+
+def test_explicit_instrument_deactivations_happen_once(
+    env: dict[str, str], sandbox: SandboxServer, tmp_path: Path
+) -> None:
+    from transforms.mapping import sumup_customer_id
+
+    sync(extract=[str(DAY1)], target="sumup")
+    ext = pl.read_csv(DAY1, infer_schema=False)["external_id"][0]
+    tokens = [i["token"] for i in sandbox.admin.seed_instruments(sumup_customer_id(ext), 2)]
+    listing = tmp_path / "instruments.csv"
+    listing.write_text(f"external_id,token\n{ext},{tokens[0]}\n")
+    summary = sync(extract=[str(DAY1)], target="sumup", instruments=[str(listing)])
+    assert summary["deactivate"] == {"planned": 1, "succeeded": 1, "failed": 0}
+    state = {
+        i["token"]: i["active"]
+        for i in sandbox.admin.state()["sumup"]["instruments"][sumup_customer_id(ext)]
+    }
+    assert state == {tokens[0]: False, tokens[1]: True}
+    again = sync(extract=[str(DAY1)], target="sumup", instruments=[str(listing)])
+    assert again["calls"] == 0 and again["deactivate"]["planned"] == 0
