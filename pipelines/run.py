@@ -23,15 +23,10 @@ from connectors.errors import AuthError, FatalError, ProviderError
 from connectors.http import CallRecord
 from connectors.protocol import CustomerConnector
 from connectors.verifone import VerifoneClient
+from pipelines.batch import BatchResult, ExecutionOptions, PlanRow, gather_or_halt
 from pipelines.breaker import Breaker
 from pipelines.connect import build_connector
-from pipelines.executor import (
-    BatchExecutor,
-    BatchResult,
-    ExecutionOptions,
-    PlanRow,
-    gather_or_halt,
-)
+from pipelines.executor import BatchExecutor
 from pipelines.exit_codes import ExitCode
 from pipelines.extract import ExtractError, read_extract, read_instruments
 from pipelines.instruments import plan_deactivations

@@ -11,7 +11,8 @@ import pytest
 
 from connectors.errors import AuthError, RecordRejected, UnknownOutcome
 from connectors.protocol import Capabilities, CloseResult, CreateResult
-from pipelines.executor import BatchExecutor, ExecutionOptions, PlanRow
+from pipelines.batch import ExecutionOptions, PlanRow
+from pipelines.executor import BatchExecutor
 
 VERIFONE = Capabilities(delete=True, list=True, instruments=False, client_ids=False)
 

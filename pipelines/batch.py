@@ -1,0 +1,95 @@
+"""What a batch is made of: plan rows in, outcomes out, and running them until told to stop."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Coroutine, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from connectors.errors import FatalError
+
+ProgressHook = Callable[[int], None]
+HaltHook = Callable[[], "FatalError | None"]
+"""Asked while a batch runs: an error when the run must stop now (e.g. provider unreachable)."""
+
+
+@dataclass(frozen=True)
+class PlanRow:
+    """One intended action, as stored in the ``plan`` table before anything is sent."""
+
+    plan_id: str
+    external_id: str
+    action: str
+    remote_id: str | None
+    payload: str | None
+    content_hash: str | None
+    base_payload: str | None = None
+    reason: str | None = None
+
+    @classmethod
+    def from_mapping(cls, row: Mapping[str, Any]) -> PlanRow:
+        """Build from a plan-frame row (extra columns are ignored)."""
+        return cls(
+            plan_id=row["plan_id"],
+            external_id=row["external_id"],
+            action=row["action"],
+            remote_id=row.get("remote_id"),
+            payload=row.get("payload"),
+            content_hash=row.get("content_hash"),
+            base_payload=row.get("base_payload"),
+            reason=row.get("reason"),
+        )
+
+
+@dataclass
+class BatchResult:
+    """What one batch did: the input of :meth:`StateStore.record_batch`."""
+
+    outcomes: list[dict[str, Any]] = field(default_factory=list)
+    upserts: list[dict[str, Any]] = field(default_factory=list)
+    deletes: list[str] = field(default_factory=list)
+    fatal: FatalError | None = None
+    """Set when the provider refused us (401/403): the run must stop."""
+
+
+@dataclass(frozen=True)
+class ExecutionOptions:
+    """How the executor treats creates.
+
+    ``adopt_by``: for a migration into a provider that already holds customers, the payload fields
+    (dotted) to match an existing remote record on before creating (first non-empty one wins).
+    """
+
+    adopt_by: tuple[str, ...] = ()
+
+
+async def gather_or_halt(
+    coros: Sequence[Coroutine[Any, Any, None]], halt: HaltHook
+) -> FatalError | None:
+    """Run ``coros`` concurrently; stop them all at the first :class:`FatalError` they raise or
+    the ``halt`` hook returns. Returns that error, or ``None`` when all of them finished.
+
+    Cancelled work records nothing, so its journal intents stay pending for the next run.
+    """
+    error = halt()
+    if error is not None:
+        for coro in coros:
+            coro.close()
+        return error
+
+    async def watch(tasks: Sequence[asyncio.Task[None]]) -> None:
+        while not all(task.done() for task in tasks):
+            stop = halt()
+            if stop is not None:
+                raise stop
+            await asyncio.sleep(0.05)
+
+    fatal: FatalError | None = None
+    try:
+        async with asyncio.TaskGroup() as group:
+            tasks = [group.create_task(coro) for coro in coros]
+            group.create_task(watch(tasks))
+    except* FatalError as eg:
+        fatal = next(e for e in eg.exceptions if isinstance(e, FatalError))
+    return fatal
