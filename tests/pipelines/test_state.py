@@ -228,6 +228,78 @@ def test_write_plan_skips_unchanged_and_fills_merge_bases(store: StateStore) -> 
     assert set(PLAN_SCHEMA.names()) <= set(stored.columns)
 
 
+def test_merge_bases_are_read_from_the_snapshot_not_copied(store: StateStore) -> None:
+    seed = _run(store)
+    base = {"remote_id": None, "content_hash": "h0", "status": "active"}
+    _record(
+        store,
+        seed,
+        [],
+        upserts=[
+            {**base, "external_id": "B", "remote_id": "r-B", "payload": '{"v":"old"}'},
+            {**base, "external_id": "D", "remote_id": "r-D", "payload": '{"v":"d0"}'},
+            {**base, "external_id": "E", "remote_id": "r-E", "payload": '{"v":"e0"}'},
+        ],
+    )
+    run_id = _run(store)
+    plan = _plan(
+        ("B", "update", '{"v":"b"}'),
+        ("D", "close", None),
+        ("E", "update", '{"v":"e"}'),
+        ("F", "create", '{"v":"f"}'),
+    ).with_columns(
+        # remote ids unknown to the diff (hashes only) are filled from the snapshot
+        remote_id=pl.lit(None, pl.String),
+        # a base the caller supplies is kept; one on a create is dropped
+        base_payload=pl.when(pl.col("external_id") == "E")
+        .then(pl.lit('{"v":"given"}'))
+        .when(pl.col("external_id") == "F")
+        .then(pl.lit('{"v":"stray"}')),
+    )
+    assert store.write_plan(run_id, "sumup", plan) == 4
+    stored_bases = dict(
+        store.con.execute(
+            "SELECT external_id, base_payload FROM plan WHERE run_id = ?", [run_id]
+        ).fetchall()
+    )
+    assert stored_bases == {"B": None, "D": None, "E": '{"v":"given"}', "F": None}
+    read = store.plan(run_id)
+    assert read["external_id"].to_list() == ["B", "D", "E", "F"]
+    assert read["base_payload"].to_list() == ['{"v":"old"}', '{"v":"d0"}', '{"v":"given"}', None]
+    assert read["remote_id"].to_list() == ["r-B", "r-D", "r-E", None]
+    assert read.schema["base_payload"] == pl.String
+    store.open_journal(run_id, "sumup", read["plan_id"].to_list())
+    pending = store.pending_journal("sumup").sort("external_id")
+    assert pending["base_payload"].to_list() == read["base_payload"].to_list()
+
+
+def test_migration_3_keeps_the_plan_rows_and_stores_bulk_columns_uncompressed(
+    tmp_path: Path,
+) -> None:
+    """A file at version 2, with a stored merge base, as custsync left it before 003."""
+    path = tmp_path / "s.duckdb"
+    with duckdb.connect(str(path)) as con:
+        for migration in migrations()[:2]:
+            con.execute(migration.path.read_text(encoding="utf-8"))
+        con.execute(
+            "CREATE TABLE schema_version (version INTEGER PRIMARY KEY, name VARCHAR NOT NULL,"
+            " applied_at TIMESTAMPTZ NOT NULL)"
+        )
+        con.execute("INSERT INTO schema_version VALUES (1, 'initial', now()), (2, 'views', now())")
+        con.execute(
+            "INSERT INTO plan VALUES ('r0', 'sumup', 'p', 'A', 'update', 'active', 'r-A', '{}',"
+            " 'h', '{\"v\":1}', 'test', now())"
+        )
+    with StateStore(path) as store:
+        assert store.schema_version == 3
+        assert store.plan("r0")["base_payload"].to_list() == ['{"v":1}']
+        ddl = store.con.execute(
+            "SELECT sql FROM duckdb_tables() WHERE table_name = 'plan'"
+        ).fetchall()[0][0]
+        assert ddl.count("USING COMPRESSION Uncompressed") == 3
+        assert store.con.execute("SELECT count(*) FROM v_runs").fetchall() == [(0,)]
+
+
 def test_the_journal_survives_a_crash_and_closes_with_the_outcomes(
     store: StateStore, tmp_path: Path
 ) -> None:
