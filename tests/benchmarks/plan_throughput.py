@@ -7,7 +7,9 @@ with 5 % changed, 1 % new and 1 % deleted keys, written as Parquet and as CSV. E
 runs in a fresh Python process, so that its peak RSS is its own; the clock starts after the
 imports and stops when the plan is committed. The last line printed is one JSON object:
 ``rows``, ``parquet_plan_s``, ``parquet_cpu_s``, ``parquet_peak_rss_mb``, ``csv_plan_s``,
-``csv_cpu_s``, ``csv_peak_rss_mb``, and the load average (other work on the machine).
+``csv_cpu_s``, ``csv_peak_rss_mb``, ``parquet_steps`` (wall seconds of: opening the store and
+loading the snapshot, ``build_plan``, ``write_plan``, closing the store), and the load average
+(other work on the machine).
 """
 
 from __future__ import annotations
@@ -126,6 +128,15 @@ def generate(rows: int, workdir: Path, target: str, *, csv: bool) -> None:
 def measure(source: Path, state: Path, target: str) -> dict[str, object]:
     """One timed plan (run in its own process)."""
     started, cpu_started = time.perf_counter(), time.process_time()
+    steps: dict[str, float] = {}
+    lap = started
+
+    def step(name: str) -> None:
+        nonlocal lap
+        now = time.perf_counter()
+        steps[name] = round(now - lap, 3)
+        lap = now
+
     with StateStore(state) as store:
         run_id = store.begin_run(
             flow="bench",
@@ -136,16 +147,22 @@ def measure(source: Path, state: Path, target: str) -> dict[str, object]:
             params={},
         )
         extract = read_extract([source])
+        snapshot = store.snapshot(target, columns=DIFF_COLUMNS)
+        failures = store.failures(target)
+        step("open_snapshot_s")
         result = build_plan(
             extract.frame,
-            store.snapshot(target, columns=DIFF_COLUMNS),
+            snapshot,
             target=target,  # type: ignore[arg-type]
             mode="mirror",
             entity_id=ENTITY_ID,
-            failures=store.failures(target),
+            failures=failures,
         )
+        step("build_plan_s")
         store.write_rejects(run_id, target, result.rejects)
         stored = store.write_plan(run_id, target, result.plan)
+        step("write_plan_s")
+    step("close_s")  # DuckDB checkpoints what went to its write-ahead log
     elapsed = time.perf_counter() - started
     return {
         "plan_s": round(elapsed, 3),
@@ -153,6 +170,7 @@ def measure(source: Path, state: Path, target: str) -> dict[str, object]:
         "cpu_s": round(time.process_time() - cpu_started, 3),
         "load_avg_1m": round(os.getloadavg()[0], 2),
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        "steps": steps,
         "stored": stored,
         "rejects": result.rejects.height,
         "actions": result.counts(),
@@ -214,6 +232,7 @@ def main() -> None:
             "csv_plan_s": csv["plan_s"],
             "csv_cpu_s": csv.get("cpu_s"),
             "csv_peak_rss_mb": csv["peak_rss_mb"],
+            "parquet_steps": parquet.get("steps"),
             "plan_rows_stored": parquet.get("stored"),
             "actions": parquet.get("actions"),
             "cpus": os.cpu_count(),
