@@ -26,6 +26,7 @@ class PlanRow:
     content_hash: str | None
     base_payload: str | None = None
     reason: str | None = None
+    content_key: int | None = None
 
     @classmethod
     def from_mapping(cls, row: Mapping[str, Any]) -> PlanRow:
@@ -39,6 +40,7 @@ class PlanRow:
             content_hash=row.get("content_hash"),
             base_payload=row.get("base_payload"),
             reason=row.get("reason"),
+            content_key=row.get("content_key"),
         )
 
 

@@ -26,7 +26,7 @@ from pipelines.batch import (
     gather_or_halt,
 )
 from pipelines.reconcile import find_matches
-from transforms.mapping import content_hash, payload_from_remote
+from transforms.mapping import content_hash, content_key, payload_from_remote
 from transforms.merge import three_way_merge
 from transforms.schema import Target
 
@@ -244,10 +244,15 @@ class BatchExecutor:
     def _snapshot_row(
         self, row: PlanRow, remote_id: str, payload: Mapping[str, Any], *, status: str
     ) -> dict[str, Any]:
+        loaded = _loads(row.payload)
+        stored: Mapping[str, Any] = payload if loaded is None else loaded
         return {
             "external_id": row.external_id,
             "remote_id": remote_id,
-            "content_hash": row.content_hash or content_hash(payload),
+            "content_hash": row.content_hash or content_hash(stored),
+            # A plan row written before the store had content keys has none: the stored
+            # payload's is computed (the same for the same payload).
+            "content_key": row.content_key if row.content_key is not None else content_key(stored),
             "payload": row.payload if row.payload is not None else _dumps(payload),
             "status": status,
         }

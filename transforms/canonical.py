@@ -10,8 +10,9 @@ what its content hash is computed over: its leaf values, each under a short code
 order. It is cheaper to build than the JSON (no key names, no nesting, one escape rule), so
 the JSON is built only for rows that are sent. Both builders agree byte for byte (tested).
 
-Hashes are MD5 / SHA-256 hex digests of the UTF-8 bytes: stable across library versions,
-unlike polars' and DuckDB's ``hash()``. Vectorised digests run in the ``polars-hash`` plugin.
+Hashes are MD5 / SHA-256 hex digests of the UTF-8 bytes, or the 64-bit XXH3 of them
+(:func:`key_digest`, for comparing millions of rows): stable across library versions, unlike
+polars' and DuckDB's ``hash()``. Vectorised digests run in the ``polars-hash`` plugin.
 """
 
 from __future__ import annotations
@@ -143,6 +144,21 @@ def hex_digest(value: pl.Expr, algorithm: Algorithm) -> pl.Expr:
     return plh.CryptographicHashingNameSpace(value).sha2_256()
 
 
+def key_digest(value: pl.Expr) -> pl.Expr:
+    """XXH3-64 (seed 0) of every value's UTF-8 bytes, as ``UInt64`` (null stays null).
+
+    A published, versioned algorithm (so stable across releases, unlike ``Expr.hash``) that
+    runs about 8x faster than SHA-256 and yields a number: what a diff of millions of rows
+    compares. Not a security boundary: a change detector.
+    """
+    return plh.NonCryptographicHashingNameSpace(value).xxh3_64()
+
+
+def key_digest_text(text: str) -> int:
+    """:func:`key_digest` of one string."""
+    return int(pl.select(key_digest(pl.lit(text, pl.String))).item())
+
+
 # -- the content text a content hash is computed over ------------------------------------------
 
 CONTENT_SEPARATOR = "\x1f"
@@ -174,23 +190,54 @@ def content_text(members: Iterable[tuple[str, Any]]) -> str:
     return "".join(out)
 
 
-def content_text_expr(members: Mapping[str, pl.Expr]) -> pl.Expr:
+def content_text_expr(
+    members: Mapping[str, pl.Expr],
+    *,
+    barred: str = "",
+    present: str | None = None,
+) -> pl.Expr:
     """Vectorised :func:`content_text` of string expressions keyed by code (never null).
 
     Equal, byte for byte, to :func:`content_text` of the same members (a property test
-    checks it).
+    checks it) on the rows the caller vouches for:
+
+    - ``barred``: characters the caller guarantees no value holds (validation rejected the
+      rows that did). The escapes of those characters are skipped: each is one more search
+      of every column.
+    - ``present``: the code of a member the caller guarantees is never null on the rows
+      that count. The text is then built with one conditional literal per member, the
+      separator of one member joined to the code of the next (a third cheaper than a
+      concatenation per member).
     """
-    parts = []
-    for code in sorted(members):
-        value = members[code]
+    needs_escape = [char for char in _CONTENT_NEEDS_ESCAPE if char not in barred]
+    escapes = [_CONTENT_ESCAPES[char] for char in needs_escape]
+
+    def escaped(value: pl.Expr) -> pl.Expr:
         # A plain expression, not map_batches: a Python callback holds the GIL and made the
         # streaming engine keep about 400 MB more of batches in flight per million rows.
-        escaped = (
-            pl.when(value.str.contains_any(_CONTENT_NEEDS_ESCAPE))
-            .then(value.str.replace_many(_CONTENT_NEEDS_ESCAPE, _CONTENT_ESCAPED))
+        if not needs_escape:
+            return value
+        return (
+            pl.when(value.str.contains_any(needs_escape))
+            .then(value.str.replace_many(needs_escape, escapes))
             .otherwise(value)
         )
-        parts.append(pl.concat_str(pl.lit(f"{code}="), escaped, pl.lit(CONTENT_SEPARATOR)))
-    if not parts:
+
+    codes = sorted(members)
+    if not codes:
         return pl.lit("", pl.String)
-    return pl.concat_str(parts, ignore_nulls=True)
+    if present is not None and codes[0] == present:
+        parts = [pl.lit(f"{present}="), escaped(members[present])]
+        for code in codes[1:]:
+            value = members[code]
+            parts.append(pl.when(value.is_not_null()).then(pl.lit(f"{CONTENT_SEPARATOR}{code}=")))
+            parts.append(escaped(value))
+        parts.append(pl.lit(CONTENT_SEPARATOR))
+        return pl.concat_str(parts, ignore_nulls=True)
+    return pl.concat_str(
+        [
+            pl.concat_str(pl.lit(f"{code}="), escaped(members[code]), pl.lit(CONTENT_SEPARATOR))
+            for code in codes
+        ],
+        ignore_nulls=True,
+    )

@@ -1,6 +1,7 @@
 """Diff: mapped extract vs the target's snapshot → one plan row per key.
 
-Keys are joined on ``external_id`` and compared by content hash, never value by value.
+Keys are joined on ``external_id`` and compared by content key (the 64-bit XXH3 of the
+content text the SHA-256 content hash is computed over), never value by value.
 
 ============  ==============================================================  ===========
 action        when                                                            modes
@@ -38,6 +39,7 @@ PLAN_SCHEMA = pl.Schema(
         "content_hash": pl.String,
         "base_payload": pl.String,
         "reason": pl.String,
+        "content_key": pl.UInt64,
     }
 )
 """Columns of :func:`plan_actions`' result."""
@@ -49,9 +51,12 @@ PLAN_ID_LENGTH = 32
 def plan_id(target: str, external_id: str, action: str, content_hash: str | None) -> str:
     """The plan row id: SHA-256 hex of ``target|external_id|action|content_hash``, 32 digits.
 
-    The same action on the same content keeps its id across retries and runs.
+    The same action on the same content keeps its id across retries and runs. A delete's id
+    leaves the content hash out (empty): deleting a key is the same intent whatever it held,
+    and a diff on content keys alone does not know the snapshot's hash.
     """
-    return sha256_text(f"{target}|{external_id}|{action}|{content_hash or ''}")[:PLAN_ID_LENGTH]
+    digest = "" if action == "delete" else content_hash or ""
+    return sha256_text(f"{target}|{external_id}|{action}|{digest}")[:PLAN_ID_LENGTH]
 
 
 def _keys(frame: pl.DataFrame | pl.Series | None) -> pl.Series:
@@ -67,7 +72,7 @@ def _classify(mode: Mode) -> tuple[pl.Expr, pl.Expr]:
     gone = ~pl.col("__in_m") & pl.col("__in_s")
     closed = pl.col("status") == "closed"
     was_closed = pl.col("__s_status") == "closed"
-    changed = pl.col("content_hash") != pl.col("__s_hash")
+    changed = pl.col("content_key") != pl.col("__s_key")
     can_create = mode != "update-only"
     can_update = mode != "create-only"
     action = (
@@ -120,9 +125,10 @@ def plan_actions(
     """Plan one action per key (see the module docstring for the rules).
 
     ``mapped`` comes from :func:`transforms.mapping.map_rows`; ``snapshot`` needs
-    ``external_id``, ``content_hash``, ``status`` and, optionally, ``remote_id`` and
-    ``payload`` (then ``remote_id`` and ``base_payload`` are filled from it; the state store
-    fills them when the plan is written otherwise). ``failures`` (``external_id``,
+    ``external_id``, ``content_key``, ``status`` and, optionally, ``content_hash`` (a
+    delete's plan row carries it), ``remote_id`` and ``payload`` (then ``remote_id`` and
+    ``base_payload`` are filled from it; the state store fills them when the plan is written
+    otherwise). ``failures`` (``external_id``,
     ``action``, ``failed_runs``, optionally ``content_hash``) lists keys whose last outcome
     failed. ``rejected`` (a rejects frame or a series of keys) protects keys that are in the
     extract but failed validation from being deleted: pass the rejects in mirror mode.
@@ -132,10 +138,10 @@ def plan_actions(
     the frame small for millions of unchanged keys; ``include_unchanged=False`` leaves those
     keys out altogether.
     """
-    optional = {"remote_id": "__s_remote_id", "payload": "__s_payload"}
+    optional = {"content_hash": "__s_hash", "remote_id": "__s_remote_id", "payload": "__s_payload"}
     snap = snapshot.lazy().select(
         "external_id",
-        pl.col("content_hash").alias("__s_hash"),
+        pl.col("content_key").alias("__s_key"),
         pl.col("status").alias("__s_status"),
         *(
             pl.col(name).alias(alias)
@@ -144,7 +150,9 @@ def plan_actions(
             for name, alias in optional.items()
         ),
     )
-    src = mapped.lazy().select("external_id", "status", "remote_id", "payload", "content_hash")
+    src = mapped.lazy().select(
+        "external_id", "status", "remote_id", "payload", "content_hash", "content_key"
+    )
     joined = (
         src.with_columns(pl.lit(True).alias("__in_m"))
         .join(
@@ -179,12 +187,18 @@ def plan_actions(
         .then(pl.col("__s_payload"))
         .alias("base_payload"),
         "reason",
+        pl.when(in_extract)
+        .then(pl.col("content_key"))
+        .otherwise(pl.col("__s_key"))
+        .alias("content_key"),
     ).sort("external_id")
     key = pl.concat_str(
         pl.lit(target),
         pl.col("external_id"),
         pl.col("action"),
-        pl.col("content_hash").fill_null(""),
+        pl.when(pl.col("action") == "delete")
+        .then(pl.lit(""))
+        .otherwise(pl.col("content_hash").fill_null("")),
         separator="|",
     )
     plan_ids = hex_digest(key, "sha256").str.head(PLAN_ID_LENGTH).alias("plan_id")

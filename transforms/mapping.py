@@ -22,11 +22,14 @@ from transforms.canonical import (
     content_text_expr,
     hex_digest,
     json_object,
+    key_digest,
+    key_digest_text,
     prune,
 )
 from transforms.canonical import sha256_text as _sha256_text
 from transforms.fields import TARGET_FIELDS
 from transforms.schema import Target
+from transforms.validate import barred_characters
 
 MAPPED_SCHEMA = pl.Schema(
     {
@@ -35,6 +38,7 @@ MAPPED_SCHEMA = pl.Schema(
         "remote_id": pl.String,
         "payload": pl.String,
         "content_hash": pl.String,
+        "content_key": pl.UInt64,
     }
 )
 """Columns of :func:`map_rows`' result."""
@@ -136,14 +140,45 @@ def _leaves(tree: Tree, prefix: str = "") -> dict[str, pl.Expr]:
     return out
 
 
-def content_hash_expr(target: Target, *, entity_id: str | None = None) -> pl.Expr:
-    """The content hash of every row, over canonical columns (SumUp: and ``customer_id``).
+def content_text_of(
+    target: Target, *, entity_id: str | None = None, valid_only: bool = False
+) -> pl.Expr:
+    """The content text of every row's payload, over canonical columns (SumUp: and
+    ``customer_id``); the payload itself is not built.
 
-    Equal to :func:`content_hash` of the row's payload; the payload itself is not built.
+    ``valid_only=True`` builds it for rows that pass ``target``'s rules
+    (:func:`~transforms.validate.row_is_broken` is false) and leaves out the work those
+    rules make unnecessary: the text of any other row is then not its content text.
     """
     leaves = _leaves(payload_tree(target, entity_id=entity_id))
-    text = content_text_expr({CONTENT_CODES[path]: expr for path, expr in leaves.items()})
-    return hex_digest(text, "sha256")
+    members = {CONTENT_CODES[path]: expr for path, expr in leaves.items()}
+    barred = barred_characters(target) if valid_only else ""
+    if entity_id is not None and any(char in barred for char in entity_id):
+        barred = ""  # a setting, not a validated column: escape as usual
+    # Verifone's entity_id (a setting) and SumUp's customer_id (derived from a key, which a
+    # valid row has) have the lowest codes of their targets: always present.
+    present = CONTENT_CODES["entity_id" if target == "verifone" else "customer_id"]
+    return content_text_expr(members, barred=barred, present=present if valid_only else None)
+
+
+def content_hash_expr(
+    target: Target, *, entity_id: str | None = None, valid_only: bool = False
+) -> pl.Expr:
+    """The content hash of every row (:func:`content_text_of`'s arguments).
+
+    Equal to :func:`content_hash` of the row's payload.
+    """
+    return hex_digest(content_text_of(target, entity_id=entity_id, valid_only=valid_only), "sha256")
+
+
+def content_key_expr(
+    target: Target, *, entity_id: str | None = None, valid_only: bool = False
+) -> pl.Expr:
+    """The content key of every row (:func:`content_text_of`'s arguments).
+
+    Equal to :func:`content_key` of the row's payload.
+    """
+    return key_digest(content_text_of(target, entity_id=entity_id, valid_only=valid_only))
 
 
 def payload_expr(target: Target, *, entity_id: str | None = None) -> pl.Expr:
@@ -159,22 +194,27 @@ def mapped_frame(
     carry: Sequence[str | pl.Expr] = (),
     payload: bool = True,
     hashed: bool = True,
+    keyed: bool = True,
 ) -> pl.LazyFrame:
     """Lazy form of :func:`map_rows`: it streams, so millions of rows need little memory.
 
     ``carry`` names further columns (or expressions over the canonical columns and SumUp's
     ``customer_id``) to keep alongside the mapped ones. ``payload=False`` leaves the
     ``payload`` column out: a diff needs only the hashes, and the JSON of the few changed
-    rows is cheaper built for them alone. ``hashed=False`` leaves ``content_hash`` out (for a
-    caller that computed it already and carries it).
+    rows is cheaper built for them alone. ``hashed=False`` leaves ``content_hash`` out and
+    ``keyed=False`` ``content_key`` (for a caller that has them already or needs neither).
     """
     if target == "sumup":
         customer_id = hex_digest(pl.col("external_id"), "sha256").str.head(SUMUP_CUSTOMER_ID_LENGTH)
         frame = frame.with_columns(customer_id.alias("customer_id"))
     remote_id = pl.col("customer_id") if target == "sumup" else pl.lit(None, pl.String)
     body = [payload_expr(target, entity_id=entity_id).alias("payload")] if payload else []
-    if hashed:
-        body.append(content_hash_expr(target, entity_id=entity_id).alias("content_hash"))
+    if hashed or keyed:
+        text = content_text_of(target, entity_id=entity_id)
+        if hashed:
+            body.append(hex_digest(text, "sha256").alias("content_hash"))
+        if keyed:
+            body.append(key_digest(text).alias("content_key"))
     return frame.select(
         pl.col("external_id"), pl.col("status"), remote_id.alias("remote_id"), *body, *carry
     )
@@ -184,9 +224,9 @@ def map_rows(valid: pl.DataFrame, target: Target, *, entity_id: str | None = Non
     """Map validated canonical rows to ``target``'s request bodies.
 
     Returns ``external_id``, ``status``, ``remote_id`` (SumUp: the derived ``customer_id``;
-    Verifone: null, the server assigns it), ``payload`` (canonical JSON text) and
-    ``content_hash`` (:func:`content_hash` of the payload). ``entity_id`` is required for
-    Verifone.
+    Verifone: null, the server assigns it), ``payload`` (canonical JSON text),
+    ``content_hash`` (:func:`content_hash` of the payload) and ``content_key``
+    (:func:`content_key`). ``entity_id`` is required for Verifone.
     """
     return mapped_frame(valid.lazy(), target, entity_id=entity_id).collect()
 
@@ -241,3 +281,10 @@ def content_hash(payload: Mapping[str, Any]) -> str:
     custsync never sends.
     """
     return _sha256_text(content_text(_members(payload)))
+
+
+def content_key(payload: Mapping[str, Any]) -> int:
+    """The content key :func:`map_rows` gives a row whose payload is ``payload``: the 64-bit
+    XXH3 of the same content text as :func:`content_hash` (what a diff compares; the SHA-256
+    content hash is what the audit trail shows)."""
+    return key_digest_text(content_text(_members(payload)))

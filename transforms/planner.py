@@ -8,13 +8,13 @@ the rule checks, mapping and hashing, are joined to the snapshot on the way, and
 the plan needs is kept: changed keys with their payloads, rejected rows' positions, and
 snapshot keys the extract no longer has. Rejects are itemised afterwards from those rows.
 
-The pass computes content hashes from the rows' content texts, not from their JSON: the JSON
-payload is built afterwards, for the changed rows only (about 1 in 15 on a nightly run).
+The pass computes content keys (64-bit XXH3) from the rows' content texts, not from their
+JSON, and compares them with the snapshot's: the JSON payload and the SHA-256 content hash are
+built afterwards, for the changed rows only (about 1 in 15 on a nightly run).
 
-Inside the pass, keys and content hashes are compared through polars' 64-bit hashes (two
-independent ones for the key, so 128 bits), computed in this process for both sides: a join
-table of ten million snapshot keys then takes about 250 MB instead of over a gigabyte. These
-hashes never leave the function; what is stored stays the SHA-256 content hash.
+Inside the pass, keys are compared through two independent 64-bit polars hashes (128 bits),
+computed in this process for both sides: a join table of ten million snapshot keys then takes
+about 250 MB instead of over a gigabyte. These hashes never leave the function.
 
 """
 
@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import polars as pl
 
 from transforms.diff import plan_actions
-from transforms.mapping import mapped_frame
+from transforms.mapping import content_key_expr, mapped_frame
 from transforms.normalise import normalise
 from transforms.schema import Mode, Target
 from transforms.validate import REJECTS_SCHEMA, row_is_broken, validate
@@ -68,10 +68,13 @@ def _repeated_keys(rows: pl.LazyFrame) -> tuple[int, pl.Series]:
     keys whose hash repeats, so a collision cannot reject a valid row.
     """
     key = pl.col("external_id")
-    hashes = rows.select(key.hash(seed=1).alias("h")).collect(engine="streaming")
-    suspects = hashes.filter(pl.col("h").is_duplicated()).get_column("h").unique()
+    hashes = rows.select(key.hash(seed=1).alias("h")).collect(engine="streaming").get_column("h")
+    none = pl.Series("external_id", [], pl.String)
+    if hashes.n_unique() == hashes.len():  # the usual case, counted at a third of the cost
+        return hashes.len(), none
+    suspects = hashes.filter(hashes.is_duplicated()).unique()
     if suspects.len() == 0:
-        return hashes.height, pl.Series("external_id", [], pl.String)
+        return hashes.len(), none
     repeated = (
         rows.select("external_id")
         .filter(key.is_not_null() & key.hash(seed=1).is_in(suspects.implode()))
@@ -80,7 +83,7 @@ def _repeated_keys(rows: pl.LazyFrame) -> tuple[int, pl.Series]:
         .filter(pl.col("len") > 1)
         .collect(engine="streaming")
     )
-    return hashes.height, repeated.get_column("external_id")
+    return hashes.len(), repeated.get_column("external_id")
 
 
 def build_plan(
@@ -96,7 +99,7 @@ def build_plan(
     """Normalise, validate, map, hash and diff an extract against ``snapshot``.
 
     ``frame`` is :attr:`pipelines.extract.ExtractResult.frame` (canonical, not yet
-    normalised). ``snapshot`` needs ``external_id``, ``content_hash`` and ``status``; with
+    normalised). ``snapshot`` needs ``external_id``, ``content_key`` and ``status``; with
     ``remote_id`` and ``payload`` columns, the plan's ``remote_id`` and ``base_payload`` are
     filled from them (otherwise :meth:`StateStore.write_plan
     <pipelines.state.store.StateStore.write_plan>` fills them from the snapshot table: then
@@ -107,17 +110,16 @@ def build_plan(
     key = pl.col("external_id")
     total, repeated = _repeated_keys(rows)
     bad = key.is_null() | key.is_in(repeated.implode()) | row_is_broken(target)
-    s_hash = pl.col("content_hash")
     known = snapshot.lazy().select(
         *_key_hashes(key),
-        s_hash.hash(seed=3).alias("__s_hash"),
+        pl.col("content_key").alias("__s_key"),
         (pl.col("status") == "closed").alias("__s_closed"),
         pl.lit(True).alias("__in_s"),
     )
     in_m, is_bad = pl.col("__in_m").fill_null(False), pl.col("__bad").fill_null(False)
     needed = (
-        pl.col("__s_hash").is_null()
-        | (pl.col("__s_hash") != pl.col("content_hash").hash(seed=3))
+        pl.col("__s_key").is_null()
+        | (pl.col("__s_key") != pl.col("content_key"))
         | (pl.col("__s_closed") != (pl.col("status") == "closed"))
     )
     if failures is not None and failures.height:
@@ -129,13 +131,17 @@ def build_plan(
     if mode == "mirror":
         keep = keep | ~in_m
     stream = rows.with_columns(bad.alias("__bad"), pl.lit(True).alias("__in_m"))
-    carry: list[str | pl.Expr] = ["__bad", "__in_m", _ROW]
-    hashed = mapped_frame(stream, target, entity_id=entity_id, carry=carry, payload=False)
+    # Only valid rows' keys are compared, so their texts skip what validity rules out.
+    content_key = content_key_expr(target, entity_id=entity_id, valid_only=True)
+    carry: list[str | pl.Expr] = ["__bad", "__in_m", _ROW, content_key.alias("content_key")]
+    hashed = mapped_frame(
+        stream, target, entity_id=entity_id, carry=carry, payload=False, hashed=False, keyed=False
+    )
     out = (
         hashed.with_columns(_key_hashes(key))
         .join(known, on=_KEYS, how="full", coalesce=True, build_side="force_right")
         .filter(keep)
-        .select(*_KEYS, is_bad, in_m, _ROW, "content_hash")
+        .select(*_KEYS, is_bad, in_m, _ROW, "content_key")
         .collect(engine="streaming")
     )
     # The kept rows of the extract, read again: carrying every column through the join for
@@ -154,14 +160,14 @@ def build_plan(
         if bad_rows.len()
         else pl.DataFrame(schema=REJECTS_SCHEMA)
     )
-    # Their content hashes come from the pass: only the JSON is built here.
-    changed = out.filter(pl.col("__in_m") & ~pl.col("__bad")).select(_ROW, "content_hash")
+    # Their content keys come from the pass: the JSON and the SHA-256 are built here.
+    changed = out.filter(pl.col("__in_m") & ~pl.col("__bad")).select(_ROW, "content_key")
     candidates = mapped_frame(
         subset.join(changed.lazy(), on=_ROW),
         target,
         entity_id=entity_id,
-        carry=["content_hash"],
-        hashed=False,
+        carry=["content_key"],
+        keyed=False,
     ).collect(engine="streaming")
     vanished = out.filter(~pl.col("__in_m")).select(_KEYS)
     involved = pl.concat(

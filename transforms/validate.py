@@ -14,6 +14,7 @@ import polars as pl
 
 from transforms.countries import ISO_3166_ALPHA2
 from transforms.fields import (
+    CONTROL_CHARACTERS,
     MAX_FIELD_CHARS,
     TARGET_FIELDS,
     VERIFONE_FORBIDDEN_CHARACTERS,
@@ -67,6 +68,8 @@ class _Rule:
     shows_value: bool = True
     max_chars: int | None = None
     """Set on a length rule: broken when the value has more characters."""
+    chars: str = ""
+    """Set on a character rule: broken when the value holds one of these characters."""
 
 
 def _length(name: str) -> pl.Expr:
@@ -136,11 +139,30 @@ def _field_rules(field: Field, target: Target) -> list[_Rule]:
                 "forbidden_character",
                 col.str.contains_any(list(VERIFONE_FORBIDDEN_CHARACTERS)),
                 pl.lit("Verifone does not allow a backslash in customer fields"),
+                chars=VERIFONE_FORBIDDEN_CHARACTERS,
             )
         )
+    rules.append(
+        _Rule(
+            name,
+            "control_character",
+            col.str.contains_any(list(CONTROL_CHARACTERS)),
+            pl.lit("holds a control character (U+0000 to U+001F other than tab and line breaks)"),
+            shows_value=False,
+            chars=CONTROL_CHARACTERS,
+        )
+    )
     # An absent value breaks no field rule (whether it is required is a rule of its own).
     return [
-        _Rule(r.field, r.rule, col.is_not_null() & r.broken, r.message, r.shows_value, r.max_chars)
+        _Rule(
+            r.field,
+            r.rule,
+            col.is_not_null() & r.broken,
+            r.message,
+            r.shows_value,
+            r.max_chars,
+            r.chars,
+        )
         for r in rules
     ]
 
@@ -191,17 +213,31 @@ def mask(value: pl.Expr) -> pl.Expr:
 def row_is_broken(target: Target) -> pl.Expr:
     """True where a row breaks one of ``target``'s row-level rules (key rules aside)."""
     # The planner asks this of every row: a field's length limits become one comparison with
-    # the smallest (its characters are counted once), and nulls are settled once at the end
-    # (a null result means no rule is broken, as with each rule's own fill_null(False)).
+    # the smallest (its characters are counted once), its character rules one search for any
+    # of their characters (each search reads the whole column), and nulls are settled once at
+    # the end (a null result means no rule is broken, as with each rule's own fill_null(False)).
     limits: dict[str, int] = {}
+    chars: dict[str, str] = {}
     checks = []
     for rule in rules_for(target):
-        if rule.max_chars is None:
-            checks.append(rule.broken)
-        else:
+        if rule.max_chars is not None:
             limits[rule.field] = min(limits.get(rule.field, rule.max_chars), rule.max_chars)
+        elif rule.chars:
+            chars[rule.field] = chars.get(rule.field, "") + rule.chars
+        else:
+            checks.append(rule.broken)
     checks.extend(_length(name) > limit for name, limit in limits.items())
+    checks.extend(pl.col(name).str.contains_any(list(found)) for name, found in chars.items())
     return pl.any_horizontal(checks).fill_null(False)
+
+
+def barred_characters(target: Target) -> str:
+    """Characters that no value of a row passing ``target``'s rules holds, in any field the
+    target is sent (its character rules apply to every such field)."""
+    barred = CONTROL_CHARACTERS
+    if target == "verifone":
+        barred += VERIFONE_FORBIDDEN_CHARACTERS
+    return barred
 
 
 def validate(frame: pl.LazyFrame, target: Target, *, row_index: str | None = None) -> Validated:

@@ -66,6 +66,7 @@ SNAPSHOT_SCHEMA = pl.Schema(
         "content_hash": _TEXT,
         "payload": _TEXT,
         "status": _TEXT,
+        "content_key": pl.UInt64(),
     }
 )
 """A snapshot upsert: the plan row's (source) payload and hash, the confirmed remote id.

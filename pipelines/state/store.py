@@ -24,6 +24,7 @@ import polars as pl
 
 from pipelines.state.frames import CALLS_SCHEMA, OUTCOMES_SCHEMA, SNAPSHOT_SCHEMA
 from transforms.diff import PLAN_SCHEMA
+from transforms.mapping import content_key
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 _MIGRATION_NAME = re.compile(r"^(\d{3})_([a-z0-9_]+)\.sql$")
@@ -35,8 +36,9 @@ SNAPSHOT_COLUMNS = (
     "status",
     "synced_at",
     "run_id",
+    "content_key",
 )
-DIFF_COLUMNS = ("external_id", "content_hash", "status")
+DIFF_COLUMNS = ("external_id", "content_key", "status")
 """The snapshot columns a diff needs (see :func:`transforms.planner.build_plan`)."""
 MERGED_ACTIONS = ("update", "close")
 """Plan actions that merge with a base: the key's snapshot payload."""
@@ -51,6 +53,23 @@ _SNAPSHOT_JOIN = (
 _MERGE_BASE = (
     "CASE WHEN p.action IN ('update', 'close') THEN coalesce(p.base_payload, s.payload) END"
     " AS base_payload"
+)
+
+
+_PLAN_TABLE_COLUMNS = (
+    "run_id",
+    "target",
+    "plan_id",
+    "external_id",
+    "action",
+    "status",
+    "remote_id",
+    "payload",
+    "content_hash",
+    "base_payload",
+    "reason",
+    "planned_at",
+    "content_key",
 )
 
 
@@ -111,6 +130,8 @@ class StateStore:
         self.schema_version: int = (
             self._current_version() if read_only else self.migrate(migrations())
         )
+        if not read_only:
+            self._fill_content_keys()
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -167,6 +188,30 @@ class StateStore:
         if not exists[0][0]:
             return 0
         return int(self._run("SELECT coalesce(max(version), 0) FROM schema_version")[0][0])
+
+    def _fill_content_keys(self) -> None:
+        """Give snapshot rows written before migration 004 their content key.
+
+        Computed from the stored payload, in Python, once per row: DuckDB has no XXH3. A
+        diff compares keys, so a row without one would be planned as changed.
+        """
+        missing = self._frame(
+            "SELECT target, external_id, payload FROM snapshot WHERE content_key IS NULL"
+        )
+        if missing.height == 0:
+            return
+        keys = pl.Series(
+            "content_key",
+            [content_key(json.loads(text)) for text in missing.get_column("payload")],
+            pl.UInt64,
+        )
+        with self.transaction():
+            self._insert(
+                missing.select("target", "external_id").with_columns(keys),
+                "UPDATE snapshot SET content_key = k.content_key FROM {batch} k"
+                " WHERE snapshot.target = k.target AND snapshot.external_id = k.external_id",
+                {},
+            )
 
     def migrate(self, pending: Sequence[Migration]) -> int:
         """Apply the migrations newer than the file's version; return the version reached."""
@@ -347,10 +392,11 @@ class StateStore:
         """Store a run's plan (:data:`transforms.diff.PLAN_SCHEMA`) before anything is sent.
 
         ``unchanged`` rows are not stored (millions of them would say nothing an auditor
-        needs; count them in the run summary). A missing ``remote_id`` is filled in from the
-        snapshot here, so that the diff can run on hashes alone. The ``base_payload`` of an
-        update or close is stored only when the plan carries one: otherwise it is the
-        snapshot's payload, which :meth:`plan` and :meth:`pending_journal` join in when read.
+        needs; count them in the run summary). A missing ``remote_id`` or ``content_hash`` (a
+        delete's) is filled in from the snapshot here, so that the diff can run on content keys
+        alone. The ``base_payload`` of an update or close is stored only when the plan carries
+        one: otherwise it is the snapshot's payload, which :meth:`plan` and
+        :meth:`pending_journal` join in when read.
         Returns the number of rows stored.
         """
         frame = (
@@ -369,20 +415,24 @@ class StateStore:
             # snapshot's payloads here took most of the write at 10M rows.
             self._run(
                 """
-                INSERT INTO plan
+                INSERT INTO plan ({columns})
                 SELECT $run_id, $target, b.plan_id, b.external_id, b.action, b.status,
-                       coalesce(b.remote_id, s.remote_id), b.payload, b.content_hash,
-                       b.base_payload, b.reason, now()
+                       coalesce(b.remote_id, s.remote_id), b.payload,
+                       coalesce(b.content_hash, s.content_hash), b.base_payload, b.reason,
+                       now(), b.content_key
                 FROM {batch} b
                 LEFT JOIN (
-                    SELECT s.external_id, s.remote_id FROM snapshot s
+                    SELECT s.external_id, s.remote_id, s.content_hash FROM snapshot s
                     SEMI JOIN {missing} m ON m.external_id = s.external_id
                     WHERE s.target = $target
                 ) s ON s.external_id = b.external_id
                 """.format(
+                    columns=", ".join(_PLAN_TABLE_COLUMNS),
                     batch=self._register(frame),
                     missing=self._register(
-                        frame.filter(pl.col("remote_id").is_null()).select("external_id")
+                        frame.filter(
+                            pl.col("remote_id").is_null() | pl.col("content_hash").is_null()
+                        ).select("external_id")
                     ),
                 ),
                 {"run_id": run_id, "target": target},
@@ -437,12 +487,13 @@ class StateStore:
         """Intents still pending (a crashed run's batch in flight), with their plan rows.
 
         Columns: ``run_id, plan_id, opened_at`` and the plan row's ``external_id, action,
-        status, remote_id, payload, content_hash, base_payload, reason``.
+        status, remote_id, payload, content_hash, base_payload, reason, content_key``.
         """
         return self._frame(
             f"""
             SELECT j.run_id, j.plan_id, j.opened_at, p.external_id, p.action, p.status,
-                   p.remote_id, p.payload, p.content_hash, {_MERGE_BASE}, p.reason
+                   p.remote_id, p.payload, p.content_hash, {_MERGE_BASE}, p.reason,
+                   p.content_key
             FROM journal j
             JOIN plan p ON p.run_id = j.run_id AND p.plan_id = j.plan_id
             {_SNAPSHOT_JOIN}
@@ -497,8 +548,10 @@ class StateStore:
             if upserts.height:
                 self._insert(
                     upserts,
-                    "INSERT OR REPLACE INTO snapshot SELECT $target, external_id, remote_id,"
-                    " content_hash, payload, status, now(), $run_id FROM {batch}",
+                    "INSERT OR REPLACE INTO snapshot (target, external_id, remote_id,"
+                    " content_hash, payload, status, synced_at, run_id, content_key)"
+                    " SELECT $target, external_id, remote_id, content_hash, payload, status,"
+                    " now(), $run_id, content_key FROM {batch}",
                     params,
                 )
             if deletes.height:

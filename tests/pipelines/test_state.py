@@ -25,7 +25,7 @@ from pipelines.state import (
 )
 from pipelines.state.store import DIFF_COLUMNS
 from transforms.diff import PLAN_SCHEMA, plan_actions
-from transforms.mapping import map_rows
+from transforms.mapping import content_hash, content_key, map_rows
 from transforms.normalise import normalise
 from transforms.planner import build_plan
 from transforms.validate import validate
@@ -291,13 +291,44 @@ def test_migration_3_keeps_the_plan_rows_and_stores_bulk_columns_uncompressed(
             " 'h', '{\"v\":1}', 'test', now())"
         )
     with StateStore(path) as store:
-        assert store.schema_version == 3
+        assert store.schema_version == migrations()[-1].version
         assert store.plan("r0")["base_payload"].to_list() == ['{"v":1}']
         ddl = store.con.execute(
             "SELECT sql FROM duckdb_tables() WHERE table_name = 'plan'"
         ).fetchall()[0][0]
         assert ddl.count("USING COMPRESSION Uncompressed") == 3
         assert store.con.execute("SELECT count(*) FROM v_runs").fetchall() == [(0,)]
+
+
+def test_migration_4_gives_every_snapshot_row_its_content_key(tmp_path: Path) -> None:
+    """A file at version 3 with synced customers: opening it computes their content keys
+    from the stored payloads, the ones a fresh diff computes from the same extract rows."""
+    path = tmp_path / "s.duckdb"
+    payloads = {
+        "A": {"customer_id": "c-a"},
+        "B": {"customer_id": "c-b", "personal_details": {"first_name": "Zoë"}},
+    }
+    with duckdb.connect(str(path)) as con:
+        con.execute(
+            "CREATE TABLE schema_version (version INTEGER PRIMARY KEY, name VARCHAR NOT NULL,"
+            " applied_at TIMESTAMPTZ NOT NULL)"
+        )
+        for migration in migrations()[:3]:
+            con.execute(migration.path.read_text(encoding="utf-8"))
+            con.execute(
+                "INSERT INTO schema_version VALUES (?, ?, now())",
+                [migration.version, migration.name],
+            )
+        for key, payload in payloads.items():
+            con.execute(
+                "INSERT INTO snapshot VALUES ('sumup', ?, ?, ?, ?, 'active', now(), 'r0')",
+                [key, f"r-{key}", content_hash(payload), json.dumps(payload)],
+            )
+    with StateStore(path) as store:
+        assert store.schema_version == 4
+        keys = dict(store.snapshot("sumup").select("external_id", "content_key").rows())
+    assert keys == {key: content_key(payload) for key, payload in payloads.items()}
+    assert None not in keys.values()
 
 
 def test_the_journal_survives_a_crash_and_closes_with_the_outcomes(

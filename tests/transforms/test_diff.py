@@ -22,6 +22,10 @@ def _hash(content: str) -> str:
     return hashlib.md5(_payload(content).encode()).hexdigest()
 
 
+def _key(content: str) -> int:
+    return int(_hash(content)[:15], 16)
+
+
 def mapped(rows: dict[str, tuple[str, str]]) -> pl.DataFrame:
     """Source rows: key -> (content, status)."""
     return pl.DataFrame(
@@ -32,17 +36,23 @@ def mapped(rows: dict[str, tuple[str, str]]) -> pl.DataFrame:
                 "remote_id": f"r-{k}",
                 "payload": _payload(c),
                 "content_hash": _hash(c),
+                "content_key": _key(c),
             }
             for k, (c, s) in rows.items()
         ],
-        schema=dict.fromkeys(
-            ["external_id", "status", "remote_id", "payload", "content_hash"], pl.String
-        ),
+        schema={
+            **dict.fromkeys(
+                ["external_id", "status", "remote_id", "payload", "content_hash"], pl.String
+            ),
+            "content_key": pl.UInt64,
+        },
     )
 
 
 def snapshot(rows: dict[str, tuple[str, str]]) -> pl.DataFrame:
-    return mapped(rows).select("external_id", "remote_id", "content_hash", "payload", "status")
+    return mapped(rows).select(
+        "external_id", "remote_id", "content_hash", "content_key", "payload", "status"
+    )
 
 
 def plan(

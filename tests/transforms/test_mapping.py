@@ -3,14 +3,15 @@ from __future__ import annotations
 import hashlib
 import json
 
-import polars as pl
 import pytest
 
 from tests.transforms.conftest import ENTITY, extract, person
-from transforms.canonical import content_text
+from transforms.canonical import content_text, key_digest_text
 from transforms.mapping import (
     CONTENT_CODES,
+    MAPPED_SCHEMA,
     content_hash,
+    content_key,
     map_rows,
     payload_from_remote,
     sumup_customer_id,
@@ -133,6 +134,7 @@ def test_content_hash_is_sha256_of_the_content_text_and_reproducible(target: str
     text = content_text((CONTENT_CODES[path], value) for path, value in _flatten(payload).items())
     assert row["content_hash"] == hashlib.sha256(text.encode()).hexdigest()
     assert content_hash(payload) == row["content_hash"]
+    assert row["content_key"] == content_key(payload) == key_digest_text(text)
     assert _mapped(target, **FULL)["content_hash"] == row["content_hash"]
     assert (
         _mapped(target, **{**FULL, "billing_city": "Köln"})["content_hash"] != row["content_hash"]
@@ -193,7 +195,7 @@ def test_map_rows_of_nothing_is_an_empty_typed_frame() -> None:
     valid = validate(normalise(extract([])), "sumup").valid
     mapped = map_rows(valid, "sumup")
     assert mapped.height == 0
-    assert mapped.schema == pl.Schema(dict.fromkeys(mapped.columns, pl.String))
+    assert mapped.schema == MAPPED_SCHEMA
 
 
 @pytest.mark.parametrize("target", ["verifone", "sumup"])
