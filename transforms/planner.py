@@ -168,7 +168,7 @@ def build_plan(
         entity_id=entity_id,
         carry=["content_key"],
         keyed=False,
-    ).collect(engine="streaming")
+    ).collect()  # a few rows, many columns: the in-memory engine spreads the columns over cores
     vanished = out.filter(~pl.col("__in_m")).select(_KEYS)
     involved = pl.concat(
         [

@@ -58,3 +58,21 @@ def test_normalising_twice_changes_nothing(value: str) -> None:
     got = once["first_name"].item()
     expected = unicodedata.normalize("NFC", value.strip(WHITE_SPACE))
     assert got == (expected or None)
+
+
+def test_text_below_u0300_is_nfc_as_it_stands() -> None:
+    # What lets normalise skip NFC for such values: every character below U+0300 is NFC on
+    # its own, is a starter, and composes with none of the others.
+    below = [chr(code) for code in range(0x300)]
+    assert all(unicodedata.is_normalized("NFC", c) and not unicodedata.combining(c) for c in below)
+    assert all(unicodedata.is_normalized("NFC", a + b) for a in below for b in below)
+
+
+def test_values_mixing_latin_and_other_scripts_are_composed() -> None:
+    values = ["Müller", "Mu\u0308ller", "Ωmega\u0301", "Åström", "A\u030astro\u0308m", "Ḱ"]
+    rows = normalise(
+        extract([{"external_id": str(i), "last_name": v} for i, v in enumerate(values)])
+    )
+    got = rows.collect()["last_name"].to_list()
+    assert got == [unicodedata.normalize("NFC", v) for v in values]
+    assert got[1] == got[0] and got[4] == got[3]
