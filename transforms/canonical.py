@@ -10,9 +10,14 @@ what its content hash is computed over: its leaf values, each under a short code
 order. It is cheaper to build than the JSON (no key names, no nesting, one escape rule), so
 the JSON is built only for rows that are sent. Both builders agree byte for byte (tested).
 
-Hashes are MD5 / SHA-256 hex digests of the UTF-8 bytes, or the 64-bit XXH3 of them
-(:func:`key_digest`, for comparing millions of rows): stable across library versions, unlike
-polars' and DuckDB's ``hash()``. Vectorised digests run in the ``polars-hash`` plugin.
+A payload's *content key* (:func:`content_key`, vectorised :func:`content_key_expr`) is what
+a diff compares: the sum, modulo 2**64, of the 64-bit XXH3 of each leaf value seeded with its
+code. Hashing each column where it lies costs an eighth of building the content text.
+
+Hashes are MD5 / SHA-256 hex digests of the UTF-8 bytes, and XXH3-64: published algorithms,
+stable across library versions, unlike polars' and DuckDB's ``hash()``. Vectorised digests run
+in the ``polars-hash`` plugin; :func:`content_key` uses the ``xxhash`` library (the same
+algorithm, checked against each other by a test).
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ from typing import Any, Literal, TypeAlias
 
 import polars as pl
 import polars_hash as plh
+import xxhash
 
 Tree: TypeAlias = Mapping[str, "pl.Expr | Tree"]
 Algorithm = Literal["md5", "sha256"]
@@ -144,21 +150,6 @@ def hex_digest(value: pl.Expr, algorithm: Algorithm) -> pl.Expr:
     return plh.CryptographicHashingNameSpace(value).sha2_256()
 
 
-def key_digest(value: pl.Expr) -> pl.Expr:
-    """XXH3-64 (seed 0) of every value's UTF-8 bytes, as ``UInt64`` (null stays null).
-
-    A published, versioned algorithm (so stable across releases, unlike ``Expr.hash``) that
-    runs about 8x faster than SHA-256 and yields a number: what a diff of millions of rows
-    compares. Not a security boundary: a change detector.
-    """
-    return plh.NonCryptographicHashingNameSpace(value).xxh3_64()
-
-
-def key_digest_text(text: str) -> int:
-    """:func:`key_digest` of one string."""
-    return int(pl.select(key_digest(pl.lit(text, pl.String))).item())
-
-
 # -- the content text a content hash is computed over ------------------------------------------
 
 CONTENT_SEPARATOR = "\x1f"
@@ -190,54 +181,86 @@ def content_text(members: Iterable[tuple[str, Any]]) -> str:
     return "".join(out)
 
 
-def content_text_expr(
-    members: Mapping[str, pl.Expr],
-    *,
-    barred: str = "",
-    present: str | None = None,
-) -> pl.Expr:
+def content_text_expr(members: Mapping[str, pl.Expr], *, present: str | None = None) -> pl.Expr:
     """Vectorised :func:`content_text` of string expressions keyed by code (never null).
 
     Equal, byte for byte, to :func:`content_text` of the same members (a property test
-    checks it) on the rows the caller vouches for:
-
-    - ``barred``: characters the caller guarantees no value holds (validation rejected the
-      rows that did). The escapes of those characters are skipped: each is one more search
-      of every column.
-    - ``present``: the code of a member the caller guarantees is never null on the rows
-      that count. The text is then built with one conditional literal per member, the
-      separator of one member joined to the code of the next (a third cheaper than a
-      concatenation per member).
+    checks it). ``present`` names the code of a member the caller guarantees is never null
+    (Verifone's ``entity_id``, a setting): the text is then built with one conditional
+    literal per member, the separator of one member joined to the code of the next, instead
+    of a concatenation per member.
     """
-    needs_escape = [char for char in _CONTENT_NEEDS_ESCAPE if char not in barred]
-    escapes = [_CONTENT_ESCAPES[char] for char in needs_escape]
-
-    def escaped(value: pl.Expr) -> pl.Expr:
-        # A plain expression, not map_batches: a Python callback holds the GIL and made the
-        # streaming engine keep about 400 MB more of batches in flight per million rows.
-        if not needs_escape:
-            return value
-        return (
-            pl.when(value.str.contains_any(needs_escape))
-            .then(value.str.replace_many(needs_escape, escapes))
-            .otherwise(value)
-        )
-
     codes = sorted(members)
     if not codes:
         return pl.lit("", pl.String)
     if present is not None and codes[0] == present:
-        parts = [pl.lit(f"{present}="), escaped(members[present])]
+        parts = [pl.lit(f"{present}="), _content_escaped(members[present])]
         for code in codes[1:]:
             value = members[code]
             parts.append(pl.when(value.is_not_null()).then(pl.lit(f"{CONTENT_SEPARATOR}{code}=")))
-            parts.append(escaped(value))
+            parts.append(_content_escaped(value))
         parts.append(pl.lit(CONTENT_SEPARATOR))
         return pl.concat_str(parts, ignore_nulls=True)
     return pl.concat_str(
         [
-            pl.concat_str(pl.lit(f"{code}="), escaped(members[code]), pl.lit(CONTENT_SEPARATOR))
+            pl.concat_str(
+                pl.lit(f"{code}="), _content_escaped(members[code]), pl.lit(CONTENT_SEPARATOR)
+            )
             for code in codes
         ],
         ignore_nulls=True,
     )
+
+
+def _content_escaped(value: pl.Expr) -> pl.Expr:
+    # A plain expression, not map_batches: a Python callback holds the GIL and made the
+    # streaming engine keep about 400 MB more of batches in flight per million rows.
+    return (
+        pl.when(value.str.contains_any(_CONTENT_NEEDS_ESCAPE))
+        .then(value.str.replace_many(_CONTENT_NEEDS_ESCAPE, _CONTENT_ESCAPED))
+        .otherwise(value)
+    )
+
+
+# -- the content key a diff compares ------------------------------------------------------------
+
+_KEY_MODULUS = 1 << 64
+_NON_STRING_SEED = 1 << 32
+"""Added to a code's seed for a leaf that is not a string (written as its JSON), so that 5 and
+"5" differ."""
+
+
+def content_key(members: Iterable[tuple[str, Any]]) -> int:
+    """The content key of ``(code, value)`` members (see ``docs/extract-format.md`` §4).
+
+    The sum, modulo 2**64, over members whose value is not null, of XXH3-64 of the value's
+    UTF-8 bytes with the seed ``int(code)`` (a leaf that is not a string: of its compact JSON,
+    seed ``int(code) + 2**32``). Each member's hash depends on its code, so values cannot
+    trade places; a field added later leaves the key of every row where it is null alone.
+    """
+    total = 0
+    for code, value in members:
+        if value is None:
+            continue
+        if isinstance(value, str):
+            data, seed = value.encode("utf-8"), int(code)
+        else:
+            text = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+            data, seed = text.encode("utf-8"), int(code) + _NON_STRING_SEED
+        total += xxhash.xxh3_64_intdigest(data, seed=seed)
+    return total % _KEY_MODULUS
+
+
+def content_key_expr(members: Mapping[str, pl.Expr]) -> pl.Expr:
+    """Vectorised :func:`content_key` of string expressions keyed by code: ``UInt64``.
+
+    Each column is hashed where it lies (no text is built) and the sums wrap modulo 2**64 as
+    :func:`content_key`'s do; equal to it for the same members (a property test checks it).
+    """
+    terms = [
+        plh.NonCryptographicHashingNameSpace(members[code]).xxh3_64(seed=int(code)).fill_null(0)
+        for code in sorted(members)
+    ]
+    if not terms:
+        return pl.lit(0, pl.UInt64)
+    return pl.sum_horizontal(terms)

@@ -96,12 +96,6 @@ TARGET_FIELDS: dict[Target, tuple[Field, ...]] = {
 VERIFONE_FORBIDDEN_CHARACTERS = "\\"
 """Verifone's field restrictions page disallows ``\\`` in customer fields."""
 
-CONTROL_CHARACTERS = "".join(chr(code) for code in range(0x20) if chr(code) not in "\t\n\r")
-"""C0 control characters custsync never sends (tab and line breaks aside, which multi-line
-address fields hold): in a name or an address they are a broken export, a provider shows
-them as garbage, and U+001F is the separator of the content text a content hash is computed
-over (:func:`transforms.canonical.content_text`)."""
-
 MAX_FIELD_CHARS = 4096
 """custsync's own limit for any value sent to a provider (SumUp publishes none for most
 fields): a longer value is a broken export, not a name."""

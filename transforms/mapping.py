@@ -22,14 +22,13 @@ from transforms.canonical import (
     content_text_expr,
     hex_digest,
     json_object,
-    key_digest,
-    key_digest_text,
     prune,
 )
+from transforms.canonical import content_key as canonical_content_key
+from transforms.canonical import content_key_expr as canonical_content_key_expr
 from transforms.canonical import sha256_text as _sha256_text
 from transforms.fields import TARGET_FIELDS
 from transforms.schema import Target
-from transforms.validate import barred_characters
 
 MAPPED_SCHEMA = pl.Schema(
     {
@@ -140,45 +139,26 @@ def _leaves(tree: Tree, prefix: str = "") -> dict[str, pl.Expr]:
     return out
 
 
-def content_text_of(
-    target: Target, *, entity_id: str | None = None, valid_only: bool = False
-) -> pl.Expr:
-    """The content text of every row's payload, over canonical columns (SumUp: and
-    ``customer_id``); the payload itself is not built.
-
-    ``valid_only=True`` builds it for rows that pass ``target``'s rules
-    (:func:`~transforms.validate.row_is_broken` is false) and leaves out the work those
-    rules make unnecessary: the text of any other row is then not its content text.
-    """
+def _content_members(target: Target, entity_id: str | None) -> dict[str, pl.Expr]:
     leaves = _leaves(payload_tree(target, entity_id=entity_id))
-    members = {CONTENT_CODES[path]: expr for path, expr in leaves.items()}
-    barred = barred_characters(target) if valid_only else ""
-    if entity_id is not None and any(char in barred for char in entity_id):
-        barred = ""  # a setting, not a validated column: escape as usual
-    # Verifone's entity_id (a setting) and SumUp's customer_id (derived from a key, which a
-    # valid row has) have the lowest codes of their targets: always present.
-    present = CONTENT_CODES["entity_id" if target == "verifone" else "customer_id"]
-    return content_text_expr(members, barred=barred, present=present if valid_only else None)
+    return {CONTENT_CODES[path]: expr for path, expr in leaves.items()}
 
 
-def content_hash_expr(
-    target: Target, *, entity_id: str | None = None, valid_only: bool = False
-) -> pl.Expr:
-    """The content hash of every row (:func:`content_text_of`'s arguments).
+def content_hash_expr(target: Target, *, entity_id: str | None = None) -> pl.Expr:
+    """The content hash of every row, over canonical columns (SumUp: and ``customer_id``).
 
-    Equal to :func:`content_hash` of the row's payload.
+    Equal to :func:`content_hash` of the row's payload; the payload itself is not built.
     """
-    return hex_digest(content_text_of(target, entity_id=entity_id, valid_only=valid_only), "sha256")
+    # Verifone's entity_id is a setting, never null, with the lowest code: the cheaper text.
+    present = CONTENT_CODES["entity_id"] if target == "verifone" else None
+    text = content_text_expr(_content_members(target, entity_id), present=present)
+    return hex_digest(text, "sha256")
 
 
-def content_key_expr(
-    target: Target, *, entity_id: str | None = None, valid_only: bool = False
-) -> pl.Expr:
-    """The content key of every row (:func:`content_text_of`'s arguments).
-
-    Equal to :func:`content_key` of the row's payload.
-    """
-    return key_digest(content_text_of(target, entity_id=entity_id, valid_only=valid_only))
+def content_key_expr(target: Target, *, entity_id: str | None = None) -> pl.Expr:
+    """The content key of every row (``UInt64``): equal to :func:`content_key` of its payload,
+    which is not built."""
+    return canonical_content_key_expr(_content_members(target, entity_id))
 
 
 def payload_expr(target: Target, *, entity_id: str | None = None) -> pl.Expr:
@@ -209,12 +189,10 @@ def mapped_frame(
         frame = frame.with_columns(customer_id.alias("customer_id"))
     remote_id = pl.col("customer_id") if target == "sumup" else pl.lit(None, pl.String)
     body = [payload_expr(target, entity_id=entity_id).alias("payload")] if payload else []
-    if hashed or keyed:
-        text = content_text_of(target, entity_id=entity_id)
-        if hashed:
-            body.append(hex_digest(text, "sha256").alias("content_hash"))
-        if keyed:
-            body.append(key_digest(text).alias("content_key"))
+    if hashed:
+        body.append(content_hash_expr(target, entity_id=entity_id).alias("content_hash"))
+    if keyed:
+        body.append(content_key_expr(target, entity_id=entity_id).alias("content_key"))
     return frame.select(
         pl.col("external_id"), pl.col("status"), remote_id.alias("remote_id"), *body, *carry
     )
@@ -284,7 +262,10 @@ def content_hash(payload: Mapping[str, Any]) -> str:
 
 
 def content_key(payload: Mapping[str, Any]) -> int:
-    """The content key :func:`map_rows` gives a row whose payload is ``payload``: the 64-bit
-    XXH3 of the same content text as :func:`content_hash` (what a diff compares; the SHA-256
-    content hash is what the audit trail shows)."""
-    return key_digest_text(content_text(_members(payload)))
+    """The content key :func:`map_rows` gives a row whose payload is ``payload``.
+
+    :func:`transforms.canonical.content_key` of the payload's non-null leaves under
+    :data:`CONTENT_CODES`: a 64-bit number a diff compares (the SHA-256 content hash is what
+    the audit trail shows); raises ``ValueError`` for a field custsync never sends.
+    """
+    return canonical_content_key(_members(payload))

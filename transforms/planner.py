@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import polars as pl
 
 from transforms.diff import plan_actions
-from transforms.mapping import content_key_expr, mapped_frame
+from transforms.mapping import mapped_frame
 from transforms.normalise import normalise
 from transforms.schema import Mode, Target
 from transforms.validate import REJECTS_SCHEMA, row_is_broken, validate
@@ -131,11 +131,9 @@ def build_plan(
     if mode == "mirror":
         keep = keep | ~in_m
     stream = rows.with_columns(bad.alias("__bad"), pl.lit(True).alias("__in_m"))
-    # Only valid rows' keys are compared, so their texts skip what validity rules out.
-    content_key = content_key_expr(target, entity_id=entity_id, valid_only=True)
-    carry: list[str | pl.Expr] = ["__bad", "__in_m", _ROW, content_key.alias("content_key")]
+    carry: list[str | pl.Expr] = ["__bad", "__in_m", _ROW]
     hashed = mapped_frame(
-        stream, target, entity_id=entity_id, carry=carry, payload=False, hashed=False, keyed=False
+        stream, target, entity_id=entity_id, carry=carry, payload=False, hashed=False
     )
     out = (
         hashed.with_columns(_key_hashes(key))

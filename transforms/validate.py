@@ -14,7 +14,6 @@ import polars as pl
 
 from transforms.countries import ISO_3166_ALPHA2
 from transforms.fields import (
-    CONTROL_CHARACTERS,
     MAX_FIELD_CHARS,
     TARGET_FIELDS,
     VERIFONE_FORBIDDEN_CHARACTERS,
@@ -142,16 +141,6 @@ def _field_rules(field: Field, target: Target) -> list[_Rule]:
                 chars=VERIFONE_FORBIDDEN_CHARACTERS,
             )
         )
-    rules.append(
-        _Rule(
-            name,
-            "control_character",
-            col.str.contains_any(list(CONTROL_CHARACTERS)),
-            pl.lit("holds a control character (U+0000 to U+001F other than tab and line breaks)"),
-            shows_value=False,
-            chars=CONTROL_CHARACTERS,
-        )
-    )
     # An absent value breaks no field rule (whether it is required is a rule of its own).
     return [
         _Rule(
@@ -229,15 +218,6 @@ def row_is_broken(target: Target) -> pl.Expr:
     checks.extend(_length(name) > limit for name, limit in limits.items())
     checks.extend(pl.col(name).str.contains_any(list(found)) for name, found in chars.items())
     return pl.any_horizontal(checks).fill_null(False)
-
-
-def barred_characters(target: Target) -> str:
-    """Characters that no value of a row passing ``target``'s rules holds, in any field the
-    target is sent (its character rules apply to every such field)."""
-    barred = CONTROL_CHARACTERS
-    if target == "verifone":
-        barred += VERIFONE_FORBIDDEN_CHARACTERS
-    return barred
 
 
 def validate(frame: pl.LazyFrame, target: Target, *, row_index: str | None = None) -> Validated:

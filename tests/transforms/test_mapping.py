@@ -6,7 +6,7 @@ import json
 import pytest
 
 from tests.transforms.conftest import ENTITY, extract, person
-from transforms.canonical import content_text, key_digest_text
+from transforms.canonical import content_text
 from transforms.mapping import (
     CONTENT_CODES,
     MAPPED_SCHEMA,
@@ -134,7 +134,7 @@ def test_content_hash_is_sha256_of_the_content_text_and_reproducible(target: str
     text = content_text((CONTENT_CODES[path], value) for path, value in _flatten(payload).items())
     assert row["content_hash"] == hashlib.sha256(text.encode()).hexdigest()
     assert content_hash(payload) == row["content_hash"]
-    assert row["content_key"] == content_key(payload) == key_digest_text(text)
+    assert row["content_key"] == content_key(payload)
     assert _mapped(target, **FULL)["content_hash"] == row["content_hash"]
     assert (
         _mapped(target, **{**FULL, "billing_city": "Köln"})["content_hash"] != row["content_hash"]

@@ -127,11 +127,16 @@ def test_random_extracts_plan_the_same_both_ways(
     assert result.plan.equals(expected_plan.filter(pl.col("action") != "unchanged"))
 
 
-def test_a_row_whose_content_text_needs_escapes_is_unchanged_the_next_day() -> None:
-    # SumUp takes a backslash (Verifone rejects it), which the content text escapes: the
-    # planner's key must be the one map_rows stored, or the row is sent again every night.
-    frame = extract([person("A", first_name="O\\Brien", last_name="Back\\slash")])
+def test_an_unchanged_row_is_unchanged_the_next_day_whatever_it_holds() -> None:
+    # Backslashes and the content text's separator (escaped there), control characters and a
+    # decomposed "ë": the key the pass computes must be the one map_rows stored.
+    frame = extract(
+        [
+            person("A", first_name="O\\Brien", last_name="Back\\slash"),
+            person("B", first_name="Zoe\u0308", last_name="a\x1fb\x07"),
+        ]
+    )
     snapshot = _snapshot(frame, "sumup")
     result = build_plan(frame, snapshot, target="sumup", mode="mirror", entity_id=ENTITY)
     assert result.plan.height == 0
-    assert result.unchanged == 1
+    assert result.unchanged == 2
