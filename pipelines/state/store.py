@@ -127,11 +127,15 @@ class StateStore:
             raise StateError(f"{self.path}: cannot open the state file ({exc})") from exc
         self._run("SET TimeZone = 'UTC'")
         self._registered: list[str] = []
-        self.schema_version: int = (
-            self._current_version() if read_only else self.migrate(migrations())
-        )
-        if not read_only:
-            self._fill_content_keys()
+        try:
+            self.schema_version: int = (
+                self._current_version() if read_only else self.migrate(migrations())
+            )
+            if not read_only:
+                self._fill_content_keys()
+        except BaseException:
+            self.con.close()  # or the file stays locked until the object is collected
+            raise
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -200,11 +204,16 @@ class StateStore:
         missing = self._frame(
             "SELECT target, external_id, payload FROM snapshot WHERE content_key IS NULL"
         )
-        keys = pl.Series(
-            "content_key",
-            [content_key(json.loads(text)) for text in missing.get_column("payload")],
-            pl.UInt64,
-        )
+        computed = []
+        for target, external_id, text in missing.iter_rows():
+            try:
+                computed.append(content_key(json.loads(text)))
+            except (ValueError, TypeError) as exc:  # not JSON, or a field custsync never sends
+                raise StateError(
+                    f"{self.path}: the snapshot payload of {target} customer {external_id!r} is"
+                    f" not one custsync wrote ({exc}); restore the file from a backup"
+                ) from exc
+        keys = pl.Series("content_key", computed, pl.UInt64)
         with self.transaction():
             self._insert(
                 missing.select("target", "external_id").with_columns(keys),

@@ -331,6 +331,18 @@ def test_migration_4_gives_every_snapshot_row_its_content_key(tmp_path: Path) ->
     assert None not in keys.values()
 
 
+def test_a_snapshot_payload_custsync_did_not_write_is_a_clear_error(tmp_path: Path) -> None:
+    path = tmp_path / "s.duckdb"
+    StateStore(path).close()
+    with duckdb.connect(str(path)) as con:
+        con.execute(
+            "INSERT INTO snapshot VALUES ('sumup', 'A', 'r', 'h', 'not json', 'active', now(),"
+            " 'r0', NULL)"
+        )
+    with pytest.raises(StateError, match="customer 'A' is not one custsync wrote"):
+        StateStore(path)
+
+
 def test_the_journal_survives_a_crash_and_closes_with_the_outcomes(
     store: StateStore, tmp_path: Path
 ) -> None:
