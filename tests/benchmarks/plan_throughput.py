@@ -186,7 +186,7 @@ def measure(source: Path, state: Path, target: str) -> dict[str, object]:
         "load_avg_1m": round(os.getloadavg()[0], 2),
         "peak_rss_mb": round(_peak_rss_kb() / 1024, 1),
         # What getrusage reports: on Linux it keeps the high-water mark of the process image
-        # before exec, which fork copied from the parent (that generated the data, ~1 GB).
+        # before exec, which fork copied from the parent (main() keeps the parent small).
         "ru_maxrss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
         "steps": steps,
         "stored": stored,
@@ -223,9 +223,13 @@ def main() -> None:
     parser.add_argument("--workdir", type=Path, default=None)
     parser.add_argument("--skip-csv", action="store_true", help="time Parquet only")
     parser.add_argument("--measure", type=Path, default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--generate-only", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.measure is not None:
         print(json.dumps(measure(args.measure, args.workdir / "state.duckdb", args.target)))
+        return
+    if args.generate_only:
+        generate(args.rows, args.workdir, args.target, csv=not args.skip_csv)
         return
     own = args.workdir is None
     workdir = Path(tempfile.mkdtemp(prefix="custsync-bench-")) if own else args.workdir
@@ -233,7 +237,11 @@ def main() -> None:
     try:
         (workdir / "state.duckdb").unlink(missing_ok=True)
         started = time.perf_counter()
-        generate(args.rows, workdir, args.target, csv=not args.skip_csv)
+        # In a child of its own: this process stays small, so the measuring children it forks
+        # inherit no gigabyte of generated data (which ru_maxrss would carry over exec).
+        generating = [sys.executable, __file__, "--generate-only", "--rows", str(args.rows)]
+        generating += ["--workdir", str(workdir), "--target", args.target]
+        subprocess.run([*generating, *(["--skip-csv"] if args.skip_csv else [])], check=True)
         print(f"generated in {time.perf_counter() - started:.1f} s", file=sys.stderr)
         parquet = _run_child("parquet", workdir, args.target)
         print(f"parquet: {parquet}", file=sys.stderr)
