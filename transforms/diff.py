@@ -1,7 +1,7 @@
 """Diff: mapped extract vs the target's snapshot → one plan row per key.
 
-Keys are joined on ``external_id`` and compared by content key (the 64-bit XXH3 of the
-content text the SHA-256 content hash is computed over), never value by value.
+Keys are joined on ``external_id`` and compared by content key (a 64-bit sum of per-field
+seeded XXH3 hashes, :func:`transforms.canonical.content_key`), never value by value.
 
 ============  ==============================================================  ===========
 action        when                                                            modes

@@ -8,8 +8,8 @@ the rule checks, mapping and hashing, are joined to the snapshot on the way, and
 the plan needs is kept: changed keys with their payloads, rejected rows' positions, and
 snapshot keys the extract no longer has. Rejects are itemised afterwards from those rows.
 
-The pass computes content keys (64-bit XXH3) from the rows' content texts, not from their
-JSON, and compares them with the snapshot's: the JSON payload and the SHA-256 content hash are
+The pass computes content keys (one seeded XXH3 per field, summed: no text, no JSON) and
+compares them with the snapshot's: the JSON payload and the SHA-256 content hash are
 built afterwards, for the changed rows only (about 1 in 15 on a nightly run).
 
 Inside the pass, keys are compared through two independent 64-bit polars hashes (128 bits),
