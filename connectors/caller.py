@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import os
 import time
-import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -199,7 +199,7 @@ class Caller:
         state.attempts += 1
         limiter = self._limiter
         emitted = await limiter.acquire()
-        request_id = uuid.uuid4().hex
+        request_id = os.urandom(16).hex()  # 128 random bits, as uuid4 (which costs 6x)
         request = self._session.build_request(
             method, path, params=params, content=content, request_id=request_id
         )

@@ -7,10 +7,12 @@ the plan row being executed: the pipeline sets it inside the asyncio task handli
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 from urllib.parse import quote, urlencode
 
 import httpx
@@ -49,6 +51,7 @@ def _aiohttp_transport(config: ClientConfig) -> httpx.AsyncBaseTransport | None:
     try:
         import aiohttp
         from httpx_aiohttp import AiohttpTransport
+        from httpx_aiohttp.transport import map_aiohttp_exceptions
     except ImportError:  # the optional "fast" extra is not installed: use httpx's own pool
         return None
 
@@ -64,7 +67,50 @@ def _aiohttp_transport(config: ClientConfig) -> httpx.AsyncBaseTransport | None:
         client._retry_connection = False
         return client
 
-    transport: httpx.AsyncBaseTransport = AiohttpTransport(client=session)
+    class ReadingTransport(AiohttpTransport):
+        """httpx-aiohttp's transport, reading the whole body before it returns.
+
+        Its own returns a streaming response that ``aread`` then drains through three layers
+        of async iterators; a connector reads every body whole anyway. Same aiohttp call, same
+        mapping of aiohttp's exceptions to httpx's (what :func:`~connectors.caller.never_sent`
+        relies on), about 5 µs less per call.
+        """
+
+        def __init__(self, **kwargs: Any) -> None:
+            super().__init__(**kwargs)
+            self._timeouts: dict[tuple[Any, ...], aiohttp.ClientTimeout] = {}
+
+        async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+            if not isinstance(self.client, aiohttp.ClientSession):
+                self.client = self.get_client()
+            limits = request.extensions.get("timeout", {})
+            key = (limits.get("connect"), limits.get("read"), limits.get("pool"))
+            timeout = self._timeouts.get(key)
+            if timeout is None:
+                timeout = self._timeouts[key] = aiohttp.ClientTimeout(
+                    sock_connect=key[0], sock_read=key[1], connect=key[2]
+                )
+            with map_aiohttp_exceptions():
+                async with self.client.request(
+                    method=request.method,
+                    url=str(request.url),
+                    headers=request.headers,
+                    data=request.content or None,
+                    allow_redirects=False,
+                    auto_decompress=False,
+                    compress=False,
+                    timeout=timeout,
+                ) as response:
+                    body = await response.read()
+            return httpx.Response(
+                status_code=response.status,
+                headers=response.raw_headers,
+                content=body,  # decoded by httpx per Content-Encoding, as aread would
+                request=request,
+                extensions={"http_version": b"HTTP/1.1"},
+            )
+
+    transport: httpx.AsyncBaseTransport = ReadingTransport(client=session)
     return transport
 
 
@@ -105,6 +151,52 @@ def check_base_url(base_url: str, provider: str = "-") -> httpx.URL:
     return url
 
 
+_VERBATIM = re.compile(r"[A-Za-z0-9\-._~!$&'()*+,;=:@/%]*")
+"""Characters httpx leaves as they are in a path or query (RFC 3986's, ``%`` of escapes)."""
+
+
+def url_builder(base: httpx.URL) -> Callable[[str, str | None], httpx.URL]:
+    """A function ``(path, query) -> httpx.URL`` under ``base``, equal to parsing the text.
+
+    httpx parses every URL it is given, character by character in Python: about 10 µs a
+    call, a tenth of a connector call's CPU. Paths here are already escaped
+    (:func:`path_segment`) and queries come from ``urlencode``, so for text of characters
+    httpx keeps verbatim, with no dot segment, the URL is assembled from the parsed base's
+    components instead.
+    That reads a private attribute of ``httpx.URL``: the builder checks itself against
+    parsing when it is made (and a test for many paths), and parses whenever the shortcut is
+    not available or the text holds any other character.
+    """
+    prefix = str(base).rstrip("/")
+
+    def parse(path: str, query: str | None) -> httpx.URL:
+        return httpx.URL(prefix + path + (f"?{query}" if query else ""))
+
+    reference = getattr(base, "_uri_reference", None)
+    if reference is None or not hasattr(reference, "_replace"):
+        return parse
+    base_path = str(reference.path).rstrip("/")
+
+    def build(path: str, query: str | None) -> httpx.URL:
+        if (
+            _VERBATIM.fullmatch(path) is None
+            or "/." in path  # a dot segment, which httpx resolves
+            or (query and _VERBATIM.fullmatch(query) is None)
+        ):
+            return parse(path, query)
+        url = httpx.URL.__new__(httpx.URL)
+        url._uri_reference = reference._replace(path=base_path + path, query=query or None)
+        return url
+
+    probe = ("/v2/customer/a%20b:c@d", "search=id%3Din%3D%28a%2Cb%29&limit=2")
+    try:
+        if build(*probe) == parse(*probe) and str(build(*probe)) == str(parse(*probe)):
+            return build
+    except (AttributeError, TypeError, ValueError):
+        pass
+    return parse
+
+
 class HttpSession:
     """One target's HTTP stack: base URL, default headers, timeouts and an httpx transport.
 
@@ -127,6 +219,7 @@ class HttpSession:
     ) -> None:
         url = check_base_url(base_url, provider)
         self.base_url = str(url).rstrip("/")
+        self._url = url_builder(url)
         # httpx masks the Authorization value in every repr of these headers.
         self.headers = httpx.Headers(
             {"user-agent": config.user_agent, "accept": "application/json", **headers}
@@ -147,14 +240,12 @@ class HttpSession:
     ) -> httpx.Request:
         """A request for ``base_url + path`` (``path`` already escaped, see
         :func:`path_segment`), with the default headers and an ``X-Request-Id``."""
-        url = self.base_url + path
-        if params:
-            url += "?" + urlencode(params)
+        url = self._url(path, urlencode(params) if params else None)
         headers = [*self._raw_headers, (b"x-request-id", request_id.encode("ascii"))]
         if content is not None:
             headers.append((b"content-type", b"application/json"))
         return httpx.Request(
-            method, httpx.URL(url), headers=headers, content=content, extensions=self._extensions
+            method, url, headers=headers, content=content, extensions=self._extensions
         )
 
     async def send(self, request: httpx.Request) -> httpx.Response:
