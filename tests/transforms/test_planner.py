@@ -128,12 +128,13 @@ def test_random_extracts_plan_the_same_both_ways(
 
 
 def test_an_unchanged_row_is_unchanged_the_next_day_whatever_it_holds() -> None:
-    # Backslashes and the content text's separator (escaped there), control characters and a
-    # decomposed "ë": the key the pass computes must be the one map_rows stored.
+    # Backslashes and the content text's separator (escaped there), a tab and a line break
+    # inside the value (the control characters a value may hold) and a decomposed "ë": the key
+    # the pass computes must be the one map_rows stored.
     frame = extract(
         [
             person("A", first_name="O\\Brien", last_name="Back\\slash"),
-            person("B", first_name="Zoe\u0308", last_name="a\x1fb\x07"),
+            person("B", first_name="Zoe\u0308", last_name="a\tb\nc"),
         ]
     )
     snapshot = _snapshot(frame, "sumup")
