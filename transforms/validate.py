@@ -330,8 +330,10 @@ def _rejects(bad: pl.DataFrame, rules: list[_Rule], flags: list[str]) -> pl.Data
             )
         )
     rejects = pl.concat(parts, how="vertical").cast(dict(REJECTS_SCHEMA))  # type: ignore[arg-type]
-    keyed_part = rejects.filter(key.is_not_null()).unique(
+    # A row without a key, and each row of a repeated key, is its own reject: they name rows
+    # (two files whose keys overlap reject a row in each). Other rules name a key's field.
+    per_row = key.is_null() | (pl.col("rule") == "unique")
+    keyed_part = rejects.filter(~per_row).unique(
         ["external_id", "field", "rule"], keep="first", maintain_order=True
     )
-    unkeyed = rejects.filter(key.is_null())
-    return pl.concat([unkeyed, keyed_part]).sort("source_row", "field", "rule")
+    return pl.concat([rejects.filter(per_row), keyed_part]).sort("source_row", "field", "rule")

@@ -160,3 +160,43 @@ def test_a_state_file_in_use_is_exit_2_with_a_clear_message(
         holder.wait()
     assert done.returncode == 2
     assert "lock" in done.stderr and "Traceback" not in done.stderr + done.stdout
+
+
+@pytest.mark.parametrize("kind", ["csv", "parquet"])
+def test_two_over_long_names_against_a_snapshot_are_rejects_not_a_crash(
+    kind: str, tmp_path: Path, env: dict[str, str], sandbox: SandboxServer
+) -> None:
+    # Issue 15: the nightly case that stopped with a polars panic and no summary.
+    import duckdb
+    import polars as pl
+
+    assert run_cli("sync", str(DAY1), "--target", "verifone", env=env).returncode == 0
+    day1 = pl.read_csv(DAY1, infer_schema=False)
+    day2 = day1.with_columns(
+        pl.when(pl.col("external_id").is_in(["CRM-00003", "CRM-00031"]))
+        .then(pl.lit("Maximiliane-Josefinexyz"))  # 23 characters; Verifone allows 22
+        .otherwise(pl.col("first_name"))
+        .alias("first_name")
+    )
+    path = tmp_path / f"day2.{kind}"
+    day2.write_csv(path) if kind == "csv" else day2.write_parquet(path)
+    before = total_calls(sandbox)
+
+    done = run_cli("sync", str(path), "--target", "verifone", "--mode", "mirror", "--json", env=env)
+
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "Traceback" not in done.stdout + done.stderr and "panicked" not in done.stderr
+    summary = json.loads(done.stdout.strip().splitlines()[-1])
+    assert summary["rejected"] == 2 and summary["delete"]["planned"] == 0
+    assert total_calls(sandbox) == before  # nothing to send: the rest is unchanged
+    with duckdb.connect(env["CUSTSYNC_STATE"], read_only=True) as con:
+        rows = con.execute(
+            "SELECT external_id, field, rule, value FROM rejects WHERE run_id = ? ORDER BY 1",
+            [summary["run_id"]],
+        ).fetchall()
+        snapshot = con.execute("SELECT count(*) FROM snapshot WHERE target = 'verifone'")
+        assert snapshot.fetchone() == (40,)
+    assert rows == [
+        ("CRM-00003", "first_name", "max_length", "Max***"),
+        ("CRM-00031", "first_name", "max_length", "Max***"),
+    ]

@@ -131,24 +131,24 @@ def validate(
     normal = [normalise(r) for r in rows]
     counts = Counter(r["external_id"] for r in normal)
     rejects: dict[tuple[str, str, str], Reject] = {}
-    unkeyed: list[Reject] = []
+    per_row: list[Reject] = []  # null keys and repeated keys: a reject a row
     valid: dict[str, dict[str, str | None]] = {}
     for position, row in enumerate(normal, 1):
         key = row["external_id"]
         if key is None:
-            unkeyed.append((None, "external_id", "required", None, position))
+            per_row.append((None, "external_id", "required", None, position))
             continue
         found = [
             (f, r, None if not shown else mask(row[f] or ""))
             for f, r, shown in broken_rules(row, target)
         ]
-        if counts[key] > 1:
-            found.insert(0, ("external_id", "unique", None))
+        if counts[key] > 1:  # every row of a repeated key is a reject of its own
+            per_row.append((key, "external_id", "unique", None, position))
         for f, rule, value in found:
             rejects.setdefault((key, f, rule), (key, f, rule, value, position))
-        if not found:
+        if not found and counts[key] == 1:
             valid[key] = row
-    items = unkeyed + list(rejects.values())
+    items = per_row + list(rejects.values())
     return valid, sorted(items, key=lambda r: (r[4], r[1], r[2]))
 
 

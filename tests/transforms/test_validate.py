@@ -119,18 +119,23 @@ def test_null_or_duplicated_keys_reject_every_row_with_that_key() -> None:
     assert result.valid["external_id"].to_list() == ["A", "B"]
     assert result.rejects.schema == REJECTS_SCHEMA
     keyed = result.rejects.filter(pl.col("rule") == "unique")
-    assert keyed.select("external_id", "field").rows() == [("DUP", "external_id")]
+    # one reject for each row with the key: each names its row
+    assert keyed.select("external_id", "field", "source_row").rows() == [
+        ("DUP", "external_id", 2),
+        ("DUP", "external_id", 4),
+    ]
     unkeyed = result.rejects.filter(pl.col("external_id").is_null())
     assert unkeyed["rule"].to_list() == ["required", "required"]
     assert unkeyed["source_row"].to_list() == [5, 6]
 
 
-def test_one_reject_per_key_field_and_rule() -> None:
+def test_one_reject_per_key_field_and_rule_and_a_unique_reject_per_row() -> None:
     rows = [person("DUP", email="bad"), person("DUP", email="worse")]
     rejects = validate(normalise(extract(rows)), "sumup").rejects
-    assert rejects.select("field", "rule").sort("field").rows() == [
-        ("email", "email"),
-        ("external_id", "unique"),
+    assert rejects.select("field", "rule", "source_row").rows() == [
+        ("email", "email", 1),
+        ("external_id", "unique", 1),
+        ("external_id", "unique", 2),
     ]
 
 
