@@ -95,6 +95,8 @@ def test_last_line_reports_the_ratios_of_the_medians(tmp_path: Path) -> None:
         plan_s, stock_s = figures[f"{kind}_plan_s"], figures[f"{kind}_stock_s"]
         assert plan_s > 0 and stock_s > 0
         assert figures[f"{kind}_plan_vs_stock"] == round(plan_s / stock_s, 2)
+        cpu_ratio = figures[f"{kind}_cpu_s"] / figures[f"{kind}_stock_cpu_s"]
+        assert figures[f"{kind}_cpu_vs_stock"] == round(cpu_ratio, 2)
         assert figures[f"{kind}_same_diff"] is True
         assert figures[f"{kind}_stock_peak_rss_mb"] > 0
     assert set(figures["budgets_met"]) == {"parquet_ratio", "csv_ratio", "parquet_rss"}
