@@ -317,15 +317,16 @@ def _parquet_schema(path: Path) -> tuple[list[str], pl.Schema]:
 
 
 def _check_parquet_pages(frame: pl.LazyFrame, path: Path) -> None:
-    """Decode every value of the selected columns once, keeping nothing.
+    """Decode every page of the selected columns once, keeping nothing.
 
     A file whose footer is intact but whose data pages are damaged passes the schema read and
-    fails only when the planner collects it, as a polars error in the middle of the run. One
-    streaming pass here (one sum per column) turns that into an :class:`ExtractError` naming the
-    file, for about a tenth of the planner's time on the same file.
+    would fail only when the planner collects it: a polars error, and a traceback, in the middle
+    of the run. This streaming pass fails wherever a full read would, and costs ~0.3 CPU-s per
+    million rows of 33 columns (the 1M-row plan costs ~1.9 CPU-s). Counting nulls needs every
+    page decompressed and decoded but computes almost nothing else.
     """
     try:
-        frame.select(pl.all().str.len_bytes().sum()).collect(engine="streaming")
+        frame.select(pl.all().is_null().sum()).collect(engine="streaming")
     except pl.exceptions.PolarsError as exc:
         raise ExtractError(
             f"not a readable Parquet file: damaged data pages ({_first_line(exc)})", file=path
