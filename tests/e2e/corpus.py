@@ -49,11 +49,10 @@ class Case:
     warns: tuple[str, ...] = ()
     """Fragments of warnings the run must print (and still succeed)."""
     reject_rows: int = 0
-    """How many rows the ``rejects`` table must hold for the run (one per key, field, rule)."""
+    """How many rows the ``rejects`` table must hold for the run (one per key, field and
+    rule; ``unique``: one per row)."""
     reject_message: str = ""
     """A fragment every stored reject's message holds."""
-    needs_rule: str | None = None
-    """A validation rule the expectation depends on (another branch adds it)."""
 
 
 def person(key: str, first: str = "Ann", last: str = "Smith", **more: object) -> Row:
@@ -315,7 +314,6 @@ CASES: tuple[Case, ...] = (
         rejects=frozenset({(KNOWN[1], "first_name", "control_character")}),
         reject_rows=1,
         sent=_A_B,
-        needs_rule="control_character",
     ),
     Case(
         "missing_file",
@@ -355,12 +353,10 @@ CASES: tuple[Case, ...] = (
         ("csv", "parquet"),
         _overlap,
         1,
-        "both rows with the key rejected (`unique`, never first-wins: one reject for the key, "
-        "whose message counts its rows), not sent; the others sync",
+        "both rows with the key rejected (`unique`, never first-wins: a reject for each row, "
+        "its message counting the rows), not sent; the others sync",
         rejects=frozenset({(KNOWN[2], "external_id", "unique")}),
-        # transforms/validate.py stores one reject per (key, field, rule), at the key's first
-        # row, its message saying "external_id appears in 2 rows; every one is rejected".
-        reject_rows=1,
+        reject_rows=2,
         reject_message="appears in 2 rows; every one is rejected",
         sent=_A_B,
     ),

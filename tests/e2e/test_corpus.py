@@ -32,7 +32,6 @@ from tests.e2e.conftest import CREDENTIALS, DAY1
 from tests.e2e.corpus import CASES, Case
 from tests.e2e.prefect_server import PrefectServer
 from transforms.mapping import sumup_customer_id
-from transforms.validate import rules_for
 
 pytestmark = pytest.mark.e2e
 
@@ -77,13 +76,7 @@ PARAMS = [(c, s, f) for c in CASES for f in c.formats for s in STATES]
 
 
 def _param(case: Case, state: str, fmt: str) -> Any:
-    marks = []
-    if case.needs_rule and not any(r.rule == case.needs_rule for r in rules_for(TARGET)):
-        # TODO(lead, issue 15): the `control_character` rule lands in transforms/validate.py on
-        # the lead's branch; until it is merged this case is sent as read (exit 0). Once the rule
-        # exists this condition is false and every check below applies in full.
-        marks.append(pytest.mark.xfail(reason=f"needs rule {case.needs_rule}", strict=False))
-    return pytest.param(case, state, fmt, id=f"{case.name}-{state}-{fmt}", marks=marks)
+    return pytest.param(case, state, fmt, id=f"{case.name}-{state}-{fmt}")
 
 
 def runs_where(*, rc: tuple[int, ...] = (0, 1, 2, 3)) -> list[Any]:
