@@ -236,7 +236,8 @@ class BatchExecutor:
             )
             return None
         record = created.record or {}
-        if created.outcome == "adopted":
+        # A client-chosen id is the key's own (SumUp: a 409 means the same key): no look-up.
+        if created.outcome == "adopted" and not self.connector.capabilities.client_ids:
             remote_id = self._remote_id(record)
             owner = self.owner_of(result, remote_id)
             if owner not in (None, row.external_id):

@@ -526,6 +526,11 @@ class StateStore:
     def unresolved_conflicts(self, target: str) -> set[str]:
         """Keys that lost (or were refused) a remote id another key owns, and have no snapshot
         row yet: before creating one of them, look for its customer (see migration 005)."""
+        (any_conflict,) = self._run(
+            "SELECT EXISTS (FROM remote_id_conflicts WHERE target = ?)", [target]
+        )[0]
+        if not any_conflict:
+            return set()  # the usual case: no join with a snapshot of millions of rows
         rows = self._run(
             "SELECT DISTINCT c.external_id FROM remote_id_conflicts c"
             " ANTI JOIN snapshot s ON s.target = c.target AND s.external_id = c.external_id"
