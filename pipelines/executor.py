@@ -37,6 +37,14 @@ TWIN_HELD = "TWIN_UNCONFIRMED"
 """Error code of a twin create not sent because an identical create is unconfirmed."""
 
 
+def _last_result(result: BatchResult, external_id: str) -> str:
+    """The latest outcome recorded for ``external_id`` in ``result`` (``none`` without one)."""
+    for outcome in reversed(result.outcomes):
+        if outcome["external_id"] == external_id:
+            return str(outcome["result"])
+    return "none"
+
+
 def _now() -> datetime:
     return datetime.now(UTC)
 
@@ -69,8 +77,9 @@ class BatchExecutor:
         self._progress = progress
         self._halt = halt or (lambda: None)
         self._owners: OwnersHook = owners or (lambda _ids: {})
-        # twin group -> the key whose create is unconfirmed; later twins wait for the next run
-        self._held: dict[str, str] = {}
+        # twin group -> (key, outcome) of the create left unconfirmed; later twins wait for the
+        # next run
+        self._held: dict[str, tuple[str, str]] = {}
 
     async def run(self, rows: Sequence[PlanRow]) -> BatchResult:
         """Execute ``rows`` concurrently (the connector's limiter bounds the pace).
@@ -121,21 +130,24 @@ class BatchExecutor:
             group = self.options.twins.group(row.external_id) if row.action == "create" else None
             blocker = self._held.get(group) if group is not None else None
             if blocker is not None:
-                self._hold(result, row, blocker)
+                self._hold(result, row, *blocker)
                 continue
             await self._one(row, remote, result)
             if group is not None and not result.claimed(row.external_id):
-                self._held[group] = row.external_id
+                self._held[group] = (row.external_id, _last_result(result, row.external_id))
 
-    def _hold(self, result: BatchResult, row: PlanRow, blocker: str) -> None:
+    def _hold(self, result: BatchResult, row: PlanRow, blocker: str, blocked_by: str) -> None:
+        """Record a twin not sent because ``blocker``'s create ended ``blocked_by``, not
+        confirmed: ``ambiguous`` like it when it was (left for a person), else ``failed``."""
         self.record(
             result,
             row,
-            "failed",
+            "ambiguous" if blocked_by == "ambiguous" else "failed",
             error_class="TwinHeld",
             error_code=TWIN_HELD,
-            message=f"not sent: {blocker} has the same content and its create is not confirmed,"
-            " so a look-up could not tell the two customers apart; retried next run",
+            message=f"not sent: {blocker} has the same content and its create is not confirmed"
+            f" ({blocked_by}), so a look-up could not tell the two customers apart; retried next"
+            " run",
         )
         if self._progress is not None:
             self._progress(1)
@@ -185,18 +197,12 @@ class BatchExecutor:
             if len(found) > 1:
                 self.ambiguous(result, row, found, "several existing customers match")
                 return
-            rivals = (
-                () if match is None else self.options.twins.rivals_of(row.external_id, match.key)
-            )
-            if found and rivals:
-                self.ambiguous(
-                    result,
-                    row,
-                    found,
-                    f"{', '.join(rivals)} of the extract would adopt the same customer by"
-                    f" {match.key if match else ''}",
-                )
-                return
+            if match is not None and found:
+                rivals = self.options.twins.rivals_of(row.external_id, match.key)
+                if rivals:
+                    why = f"{', '.join(rivals)} of the extract would adopt it too by {match.key}"
+                    self.ambiguous(result, row, found, why)
+                    return
             adopted = found[0] if found else None
         elif row.external_id in self.options.verify_first and isinstance(
             self.connector, VerifoneClient

@@ -288,3 +288,18 @@ def test_migration_never_adopts_an_owned_customer_nor_one_two_keys_would_adopt()
     # B's only match belongs to another key: B gets a customer of its own
     assert by_key["B"]["result"] == "succeeded" and by_key["B"]["remote_id"] not in ("theirs",)
     assert [u["external_id"] for u in result.upserts] == ["B"]
+
+
+def test_a_twin_held_behind_an_ambiguous_one_is_ambiguous_too() -> None:
+    class Ambiguous(FakeVerifone):
+        async def create(self, payload: Mapping[str, Any]) -> CreateResult:
+            self.calls.append(("create", payload.get("email_address")))
+            return CreateResult("ambiguous", None, None, candidates=("x", "y"))
+
+    fake = Ambiguous()
+    rows = [row("create", k, person("same@x.io")) for k in ("A-1", "A-2")]
+    result = run(BatchExecutor(fake, run_id="run", options=_twins(("A-1", "A-2"))), rows)
+    by_key = {o["external_id"]: o for o in result.outcomes}
+    assert by_key["A-1"]["result"] == by_key["A-2"]["result"] == "ambiguous"
+    assert by_key["A-2"]["error_code"] == "TWIN_UNCONFIRMED"
+    assert len(fake.calls) == 1, "the held twin is never sent"
