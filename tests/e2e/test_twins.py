@@ -220,3 +220,41 @@ def test_generated_extracts_under_faults_end_with_one_customer_per_key(
                 break
         assert healthy["exit_code"] == 0 and healthy["calls"] == 0, healthy
         assert_one_customer_per_key(sandbox, state, extract)
+
+
+def test_migration_adopts_neither_an_owned_customer_nor_one_two_keys_match(
+    env: dict[str, str], sandbox: SandboxServer, tmp_path: Path
+) -> None:
+    from tests.e2e.conftest import migrate
+
+    first = _csv(
+        tmp_path / "first.csv", "external_id,company_name,email\nK-1,Acme,k@acme.example.com\n"
+    )
+    assert sync(extract=[str(first)], target="verifone")["exit_code"] == 0
+    owned = snapshot_ids(state_file(), "verifone")["K-1"][0]
+    (seeded,) = sandbox.admin.seed_verifone(
+        [
+            {
+                "entity_id": "sandbox-entity",
+                "email_address": "shop@rival.example.com",
+                "company_name": "Old",
+            }
+        ]
+    )
+    extract = _csv(
+        tmp_path / "migrate.csv",
+        "external_id,company_name,email\n"
+        "K-1,Acme,k@acme.example.com\n"
+        "N-1,Acme Branch,k@acme.example.com\n"  # K-1's customer has this e-mail: K-1 owns it
+        "R-1,Rival One,shop@rival.example.com\n"  # R-1 and R-2 would both adopt the seeded one
+        "R-2,Rival Two,shop@rival.example.com\n",
+    )
+    summary = migrate(extract=[str(extract)], target="verifone")
+    assert summary["exit_code"] == 1 and summary["ambiguous"] == 2, summary
+    ids = snapshot_ids(state_file(), "verifone")
+    assert set(ids) == {"K-1", "N-1"}
+    assert ids["K-1"][0] == owned and ids["N-1"][0] not in (owned, seeded["id"])
+    remote = {c["id"]: c for c in sandbox.admin.state()["verifone"]["customers"]}
+    assert remote[seeded["id"]]["company_name"] == "Old", "the seeded customer is untouched"
+    assert remote[owned]["company_name"] == "Acme", "K-1's customer is untouched"
+    assert len(remote) == 3
