@@ -283,6 +283,7 @@ class Run:
         self.store.write_plan(self.run_id, target, actions)
         self._plan = self.store.plan(self.run_id)
         self._twins = find_twins(self._plan, target=target, adopt_by=spec.adopt_by)
+        self._executor = None  # crash recovery may have built one before the plan's twins
         if self._twins:
             log.warning(
                 "%d planned create(s) have the same content as another: sent one at a time",
