@@ -1,8 +1,9 @@
 """Verifone Customer API v2 client.
 
 Create is not idempotent (the server assigns the UUID): when its outcome is unknown (timeout,
-reset, 5xx) the client never re-sends it blindly; it searches for exactly what was sent and
-adopts one match, re-creates only when there is none, and reports several as ambiguous.
+reset, 5xx) the client never re-sends it blindly; it searches for records *equal* to what was
+sent (no field more, none fewer) that no other key owns, adopts one such match, re-creates only
+when there is none, and reports several as ambiguous.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import random
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import Any
 
 import httpx
@@ -60,10 +61,39 @@ def scalar_fields(payload: Mapping[str, Any], prefix: str = "") -> dict[str, str
     return out
 
 
+OwnedHook = Callable[[Sequence[str]], Collection[str]]
+"""Given remote ids, returns those another key already owns (a look-up must never adopt them)."""
+
+
 def matches_sent(record: Mapping[str, Any], sent: Mapping[str, str]) -> bool:
-    """True when every scalar field that was sent has exactly that value in ``record``."""
+    """True when every scalar field that was sent has exactly that value in ``record``.
+
+    Containment only: a richer record (or a twin's) also passes. The reconciliation of a
+    create uses :func:`equals_sent`.
+    """
     have = scalar_fields(record)
     return all(have.get(name) == value for name, value in sent.items())
+
+
+def request_fields(record: Mapping[str, Any]) -> dict[str, str]:
+    """The ``CustomerRequest`` fields a record holds, flattened, without the server-set ones.
+
+    Empty strings count as absent, like nulls and empty objects: a provider may echo a field
+    that was never sent as ``""``, ``null`` or ``{}`` (the sandbox omits it), and custsync never
+    sends an empty value (normalisation turns it into null).
+    """
+    body = {k: v for k, v in record.items() if k not in READ_ONLY_FIELDS}
+    return {k: v for k, v in scalar_fields(body).items() if v != ""}
+
+
+def equals_sent(record: Mapping[str, Any], sent: Mapping[str, str]) -> bool:
+    """True when ``record`` holds exactly the fields that were sent: no more, no fewer.
+
+    A record with a field more (a richer record containing a sparse row's fields) is another
+    customer, not the outcome of this create.
+    """
+    wanted = {k: v for k, v in sent.items() if v != ""}
+    return request_fields(record) == wanted
 
 
 class VerifoneClient(BaseClient):
@@ -106,13 +136,19 @@ class VerifoneClient(BaseClient):
 
     # -- create -------------------------------------------------------------------------
 
-    async def create(self, payload: Mapping[str, Any]) -> CreateResult:
+    async def create(
+        self, payload: Mapping[str, Any], *, owned: OwnedHook | None = None
+    ) -> CreateResult:
         """``POST /v2/customer`` with a ``CustomerRequest`` (200 -> ``created``).
 
-        After an unknown outcome it reconciles (:meth:`reconcile`): one match -> ``adopted``,
-        several -> ``ambiguous``, none -> it creates again (within ``max_attempts``).
-        Raises :class:`UnknownOutcome` when even the reconciliation could not run: then call
-        :meth:`reconcile` before any new create.
+        After an unknown outcome it reconciles (:meth:`reconcile`, passing ``owned`` on): one
+        match -> ``adopted``, several -> ``ambiguous``, none -> it creates again (within
+        ``max_attempts``). Raises :class:`UnknownOutcome` when even the reconciliation could
+        not run: then call :meth:`reconcile` before any new create.
+
+        Two creates with equal payloads whose outcomes are unknown at the same time cannot be
+        told apart by any look-up: the caller sends such twins one at a time (see
+        ``docs/connectors.md``).
         """
         body = self._request_body(payload)
         cfg = self.config
@@ -128,7 +164,7 @@ class VerifoneClient(BaseClient):
                 if exc.status is None and exc.code and "Timeout" in exc.code:
                     # The server may still be processing the request: let it finish first.
                     await cfg.sleep(cfg.reconcile_delay_s)
-                found = await self._reconcile_after(exc, body)
+                found = await self._reconcile_after(exc, body, owned)
                 if found is not None:
                     return found
                 if rounds >= cfg.max_attempts:
@@ -146,10 +182,10 @@ class VerifoneClient(BaseClient):
             return CreateResult("created", str(record["id"]), record)
 
     async def _reconcile_after(
-        self, cause: UnknownOutcome, body: Mapping[str, Any]
+        self, cause: UnknownOutcome, body: Mapping[str, Any], owned: OwnedHook | None
     ) -> CreateResult | None:
         try:
-            return await self.reconcile(body)
+            return await self.reconcile(body, owned=owned)
         except TransientError as exc:
             raise UnknownOutcome(
                 f"create outcome unknown ({cause.message}); reconciliation failed: {exc.message}",
@@ -160,24 +196,40 @@ class VerifoneClient(BaseClient):
                 request_id=cause.request_id,
             ) from exc
 
-    async def reconcile(self, payload: Mapping[str, Any]) -> CreateResult | None:
-        """Search for records equal to ``payload`` on every scalar field that it sets.
+    async def reconcile(
+        self, payload: Mapping[str, Any], *, owned: OwnedHook | None = None
+    ) -> CreateResult | None:
+        """Search for records equal to ``payload`` (:meth:`equal_matches`).
 
         Returns ``adopted`` (one match), ``ambiguous`` (several; never guessed) or ``None``
         (no match: creating it is safe).
         """
-        body = self._request_body(payload)
-        sent = scalar_fields(body)
-        # Search on the text fields; the others are compared below, record by record.
-        searchable = {k: v for k, v in sent.items() if k not in NOT_TEXT_FILTERABLE}
-        records = await self._search_all(rsql.all_equal(searchable), "reconcile")
-        hits = [r for r in records if matches_sent(r, sent)]
+        hits = await self.equal_matches(payload, owned=owned)
         if not hits:
             return None
         if len(hits) == 1:
             return CreateResult("adopted", str(hits[0]["id"]), hits[0])
         ids = tuple(sorted(str(r["id"]) for r in hits))
         return CreateResult("ambiguous", None, None, candidates=ids)
+
+    async def equal_matches(
+        self, payload: Mapping[str, Any], *, owned: OwnedHook | None = None
+    ) -> list[dict[str, Any]]:
+        """Records equal to ``payload``, every field it sets and no other, oldest first.
+
+        Records whose id ``owned`` reports as another key's are left out: they are that key's
+        customer, whatever their content.
+        """
+        body = self._request_body(payload)
+        sent = scalar_fields(body)
+        # Search on the text fields; the others are compared below, record by record.
+        searchable = {k: v for k, v in sent.items() if k not in NOT_TEXT_FILTERABLE}
+        records = await self._search_all(rsql.all_equal(searchable), "reconcile")
+        hits = [r for r in records if equals_sent(r, sent)]
+        if hits and owned is not None:
+            taken = set(owned([str(r["id"]) for r in hits]))
+            hits = [r for r in hits if str(r["id"]) not in taken]
+        return hits
 
     # -- read ---------------------------------------------------------------------------
 

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from connectors.errors import FatalError
+from transforms.twins import Twins
 
 ProgressHook = Callable[[int], None]
 HaltHook = Callable[[], "FatalError | None"]
@@ -53,6 +54,17 @@ class BatchResult:
     deletes: list[str] = field(default_factory=list)
     fatal: FatalError | None = None
     """Set when the provider refused us (401/403): the run must stop."""
+    claims: dict[str, str] = field(default_factory=dict)
+    """remote id -> the key that took it in this batch (not yet in the snapshot): a look-up
+    must not hand it to another key."""
+
+    def claim(self, remote_id: str, external_id: str) -> None:
+        """Record that ``external_id`` now owns ``remote_id``."""
+        self.claims[remote_id] = external_id
+
+    def claimed(self, external_id: str) -> bool:
+        """Whether ``external_id`` took a remote id in this batch (a confirmed create)."""
+        return external_id in self.claims.values()
 
 
 @dataclass(frozen=True)
@@ -61,9 +73,14 @@ class ExecutionOptions:
 
     ``adopt_by``: for a migration into a provider that already holds customers, the payload fields
     (dotted) to match an existing remote record on before creating (first non-empty one wins).
+    ``twins``: the plan's creates a look-up cannot tell apart (:func:`transforms.twins.find_twins`):
+    sent one at a time, each confirmed before the next. ``verify_first``: keys to look up
+    before creating (they lost a remote id shared with another key, see migration 005).
     """
 
     adopt_by: tuple[str, ...] = ()
+    twins: Twins = field(default_factory=Twins)
+    verify_first: frozenset[str] = frozenset()
 
 
 async def gather_or_halt(

@@ -8,7 +8,7 @@ successes only). It never writes to DuckDB itself.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, cast
 
@@ -16,7 +16,8 @@ import orjson
 
 from connectors.errors import FatalError, ProviderError, UnknownOutcome
 from connectors.http import call_ref
-from connectors.protocol import CustomerConnector
+from connectors.protocol import CreateResult, CustomerConnector
+from connectors.verifone import OwnedHook, VerifoneClient
 from pipelines.batch import (
     BatchResult,
     ExecutionOptions,
@@ -29,6 +30,19 @@ from pipelines.reconcile import find_matches
 from transforms.mapping import content_hash, content_key, payload_from_remote
 from transforms.merge import three_way_merge
 from transforms.schema import Target
+
+OwnersHook = Callable[[Sequence[str]], Mapping[str, str]]
+"""Given remote ids, the snapshot key owning each (absent: none): the state store's view."""
+TWIN_HELD = "TWIN_UNCONFIRMED"
+"""Error code of a twin create not sent because an identical create is unconfirmed."""
+
+
+def _last_result(result: BatchResult, external_id: str) -> str:
+    """The latest outcome recorded for ``external_id`` in ``result`` (``none`` without one)."""
+    for outcome in reversed(result.outcomes):
+        if outcome["external_id"] == external_id:
+            return str(outcome["result"])
+    return "none"
 
 
 def _now() -> datetime:
@@ -54,6 +68,7 @@ class BatchExecutor:
         options: ExecutionOptions | None = None,
         progress: ProgressHook | None = None,
         halt: HaltHook | None = None,
+        owners: OwnersHook | None = None,
     ) -> None:
         self.connector = connector
         self.target = cast(Target, connector.target)
@@ -61,6 +76,10 @@ class BatchExecutor:
         self.options = options or ExecutionOptions()
         self._progress = progress
         self._halt = halt or (lambda: None)
+        self._owners: OwnersHook = owners or (lambda _ids: {})
+        # twin group -> (key, outcome) of the create left unconfirmed; later twins wait for the
+        # next run
+        self._held: dict[str, tuple[str, str]] = {}
 
     async def run(self, rows: Sequence[PlanRow]) -> BatchResult:
         """Execute ``rows`` concurrently (the connector's limiter bounds the pace).
@@ -87,9 +106,51 @@ class BatchExecutor:
             failed = {r.plan_id for r in updates}
             rows = [r for r in rows if r.plan_id not in failed]
         result.fatal = await gather_or_halt(
-            [self._one(row, remote, result) for row in rows], self._halt
+            [self._chain(chain, remote, result) for chain in self._chains(rows)], self._halt
         )
         return result
+
+    def _chains(self, rows: Sequence[PlanRow]) -> list[list[PlanRow]]:
+        """The rows in runs that go one after another: a twin group's creates form one run
+        (in plan order), every other row is a run of its own."""
+        twins = self.options.twins
+        chains: dict[str, list[PlanRow]] = {}
+        for row in rows:
+            group = twins.group(row.external_id) if row.action == "create" else None
+            chains.setdefault(group or f"\0{row.plan_id}", []).append(row)
+        return list(chains.values())
+
+    async def _chain(
+        self, rows: Sequence[PlanRow], remote: Mapping[str, dict[str, Any]], result: BatchResult
+    ) -> None:
+        """Run ``rows`` in order. A twin's create goes out only once every earlier twin of its
+        group is confirmed (created, or adopted by an equal, un-owned match): while one is
+        unknown, an identical create's look-up could find that one's customer and take it."""
+        for row in rows:
+            group = self.options.twins.group(row.external_id) if row.action == "create" else None
+            blocker = self._held.get(group) if group is not None else None
+            if blocker is not None:
+                self._hold(result, row, *blocker)
+                continue
+            await self._one(row, remote, result)
+            if group is not None and not result.claimed(row.external_id):
+                self._held[group] = (row.external_id, _last_result(result, row.external_id))
+
+    def _hold(self, result: BatchResult, row: PlanRow, blocker: str, blocked_by: str) -> None:
+        """Record a twin not sent because ``blocker``'s create ended ``blocked_by``, not
+        confirmed: ``ambiguous`` like it when it was (left for a person), else ``failed``."""
+        self.record(
+            result,
+            row,
+            "ambiguous" if blocked_by == "ambiguous" else "failed",
+            error_class="TwinHeld",
+            error_code=TWIN_HELD,
+            message=f"not sent: {blocker} has the same content and its create is not confirmed"
+            f" ({blocked_by}), so a look-up could not tell the two customers apart; retried next"
+            " run",
+        )
+        if self._progress is not None:
+            self._progress(1)
 
     async def _one(
         self, row: PlanRow, remote: Mapping[str, dict[str, Any]], result: BatchResult
@@ -126,19 +187,51 @@ class BatchExecutor:
         self, row: PlanRow, _remote: Mapping[str, dict[str, Any]], result: BatchResult
     ) -> None:
         payload = _loads(row.payload) or {}
+        owned = self.owned_hook(result, row.external_id)
         adopted: dict[str, Any] | None = None
         if not self.connector.capabilities.client_ids and self.options.adopt_by:
             # A migration: the provider may hold this customer already (server-assigned ids
-            # cannot tell us, a search can).
-            found = await find_matches(self.connector, payload, self.options.adopt_by)
+            # cannot tell us, a search can). Another key's customer is never adopted.
+            match = await find_matches(self.connector, payload, self.options.adopt_by)
+            found = [] if match is None else self._unowned(match.records, owned)
             if len(found) > 1:
                 self.ambiguous(result, row, found, "several existing customers match")
                 return
+            if match is not None and found:
+                rivals = self.options.twins.rivals_of(row.external_id, match.key)
+                if rivals:
+                    why = f"{', '.join(rivals)} of the extract would adopt it too by {match.key}"
+                    self.ambiguous(result, row, found, why)
+                    return
             adopted = found[0] if found else None
+        elif row.external_id in self.options.verify_first and isinstance(
+            self.connector, VerifoneClient
+        ):
+            # This key once shared a remote id with another key: its own customer may exist.
+            looked = await self.connector.reconcile(payload, owned=owned)
+            if looked is not None and self._settle_created(row, looked, result) is None:
+                return
+            adopted = looked.record if looked is not None else None
         if adopted is not None:
             await self._converge(row, payload, adopted, result, outcome="adopted")
             return
-        created = await self.connector.create(payload)
+        if isinstance(self.connector, VerifoneClient):
+            created = await self.connector.create(payload, owned=owned)
+        else:
+            created = await self.connector.create(payload)
+        record = self._settle_created(row, created, result)
+        if record is None:
+            return
+        if created.outcome == "adopted":
+            await self._converge(row, payload, record, result, outcome="adopted")
+            return
+        self._succeed(result, row, created.remote_id, payload)
+
+    def _settle_created(
+        self, row: PlanRow, created: CreateResult, result: BatchResult
+    ) -> dict[str, Any] | None:
+        """The record a create (or look-up) gave ``row``; ``None`` once an outcome is recorded
+        instead (ambiguous, or adopted but another key's)."""
         if created.outcome == "ambiguous":
             self.record(
                 result,
@@ -147,11 +240,46 @@ class BatchExecutor:
                 message="create outcome unknown and several matching customers exist: "
                 + ", ".join(created.candidates),
             )
-            return
-        if created.outcome == "adopted" and created.record is not None:
-            await self._converge(row, payload, created.record, result, outcome="adopted")
-            return
-        self._succeed(result, row, created.remote_id, payload)
+            return None
+        record = created.record or {}
+        # A client-chosen id is the key's own (SumUp: a 409 means the same key): no look-up.
+        if created.outcome == "adopted" and not self.connector.capabilities.client_ids:
+            remote_id = self._remote_id(record)
+            owner = self.owner_of(result, remote_id)
+            if owner not in (None, row.external_id):
+                # A connector without the ownership hook adopted another key's customer.
+                self.record(
+                    result,
+                    row,
+                    "failed",
+                    error_class="StateConflict",
+                    error_code="REMOTE_ID_OWNED",
+                    message=f"the customer found ({remote_id}) belongs to {owner}: not adopted",
+                )
+                return None
+        return record
+
+    def owner_of(self, result: BatchResult, remote_id: str) -> str | None:
+        """The key owning ``remote_id``: taken in this batch, else in the snapshot."""
+        return result.claims.get(remote_id) or self._owners([remote_id]).get(remote_id)
+
+    def owned_hook(self, result: BatchResult, external_id: str) -> OwnedHook:
+        """The look-up filter for ``external_id``: ids that another key owns (the snapshot's
+        keys and the ids taken earlier in this batch)."""
+
+        def owned(remote_ids: Sequence[str]) -> set[str]:
+            stored = self._owners(remote_ids)
+            return {
+                rid
+                for rid in remote_ids
+                if result.claims.get(rid, stored.get(rid, external_id)) != external_id
+            }
+
+        return owned
+
+    def _unowned(self, records: Sequence[dict[str, Any]], owned: OwnedHook) -> list[dict[str, Any]]:
+        taken = set(owned([self._remote_id(r) for r in records]))
+        return [r for r in records if self._remote_id(r) not in taken]
 
     async def _converge(
         self,
@@ -271,6 +399,7 @@ class BatchExecutor:
     ) -> None:
         if remote_id is not None:
             result.upserts.append(self._snapshot_row(row, remote_id, payload, status="active"))
+            result.claim(remote_id, row.external_id)
         message = None
         if conflicts:
             message = "source and provider both changed: " + ", ".join(conflicts)
@@ -314,6 +443,7 @@ class BatchExecutor:
         remote_id = self._remote_id(record)
         payload = _loads(row.payload) or {}
         result.upserts.append(self._snapshot_row(row, remote_id, payload, status="active"))
+        result.claim(remote_id, row.external_id)
         self.record(result, row, "adopted", remote_id=remote_id, message=message)
 
     def record(

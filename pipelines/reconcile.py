@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from connectors.protocol import CustomerConnector
@@ -17,10 +18,23 @@ def _get(payload: Mapping[str, Any], dotted: str) -> Any:
     return node
 
 
+@dataclass(frozen=True)
+class Matches:
+    """Remote records found by one business key."""
+
+    key: str
+    """The dotted payload field that found them."""
+    records: list[dict[str, Any]]
+
+
 async def find_matches(
     connector: CustomerConnector, payload: Mapping[str, Any], keys: Sequence[str]
-) -> list[dict[str, Any]]:
-    """Remote records matching ``payload`` on the first of ``keys`` that finds any."""
+) -> Matches | None:
+    """Remote records matching ``payload`` on the first of ``keys`` that finds any.
+
+    The caller decides what may be adopted: a record another key owns never may, and neither
+    may one that two keys of the extract both find (see :mod:`transforms.twins`).
+    """
     for key in keys:
         value = _get(payload, key)
         if value in (None, ""):
@@ -31,5 +45,5 @@ async def find_matches(
             criteria["entity_id"] = str(entity)
         found = await connector.find(criteria)
         if found:
-            return found
-    return []
+            return Matches(key, found)
+    return None

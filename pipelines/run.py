@@ -16,14 +16,12 @@ from pathlib import Path
 from typing import Any, cast
 
 import duckdb
-import orjson
 import polars as pl
 
-from connectors.errors import AuthError, FatalError, ProviderError
+from connectors.errors import AuthError, FatalError
 from connectors.http import CallRecord
 from connectors.protocol import CustomerConnector
-from connectors.verifone import VerifoneClient
-from pipelines.batch import BatchResult, ExecutionOptions, PlanRow, gather_or_halt
+from pipelines.batch import BatchResult, ExecutionOptions, PlanRow
 from pipelines.breaker import Breaker
 from pipelines.connect import build_connector
 from pipelines.executor import BatchExecutor
@@ -31,12 +29,14 @@ from pipelines.exit_codes import ExitCode
 from pipelines.extract import ExtractError, read_extract, read_instruments
 from pipelines.instruments import plan_deactivations
 from pipelines.progress import listener
+from pipelines.recover import settle_pending
 from pipelines.settings import Settings, SettingsError, load_settings
 from pipelines.state.frames import calls_frame, outcomes_frame, snapshot_frame
 from pipelines.state.store import DIFF_COLUMNS, StateStore
 from pipelines.summary import build_summary, failed_records
 from transforms.planner import build_plan
 from transforms.schema import Mode, Target
+from transforms.twins import Twins, find_twins
 
 log = logging.getLogger("custsync")
 
@@ -84,6 +84,7 @@ class Run:
         self.valid_rows = 0
         self.snapshot_active = 0
         self._plan = pl.DataFrame()
+        self._twins = Twins()
         self._connector: CustomerConnector | None = None
         self._executor: BatchExecutor | None = None
         self._calls: list[CallRecord] = []
@@ -230,41 +231,12 @@ class Run:
         pending = self.store.pending_journal(self.spec.target)
         if pending.height == 0:
             return 0
-        connector = self.connector()
         rows = [PlanRow.from_mapping(r) for r in pending.to_dicts()]
         result = BatchResult()
-        executor = self._make_executor()
-
-        async def settle(row: PlanRow) -> None:
-            if row.action != "create" or not isinstance(connector, VerifoneClient):
-                # Idempotent (SumUp create answers 409, updates and deletes repeat safely).
-                executor.record(result, row, "skipped", message="re-planned after a crash")
-                return
-            try:
-                found = await connector.reconcile(orjson.loads(row.payload or "{}"))
-            except FatalError:
-                raise
-            except ProviderError as exc:
-                # Still unknown: the intent stays pending and the next run tries again.
-                log.warning("could not reconcile %s: %s", row.external_id, exc)
-                unsettled.append(row.plan_id)
-                return
-            if found is None:
-                executor.record(result, row, "skipped", message="never created; re-planned")
-            elif found.outcome == "adopted" and found.record is not None:
-                executor.adopt(result, row, found.record, message="created by a crashed run")
-            else:
-                executor.record(
-                    result,
-                    row,
-                    "ambiguous",
-                    message="a crashed run may have created it; several customers match: "
-                    + ", ".join(found.candidates),
-                )
-
-        unsettled: list[str] = []
         self._calls.clear()
-        halted = await gather_or_halt([settle(r) for r in rows], self._unreachable)
+        unsettled, halted = await settle_pending(
+            self.connector(), self._make_executor(), rows, result, self._unreachable
+        )
         self._record(result)
         if halted is not None:
             raise halted
@@ -310,6 +282,13 @@ class Run:
             actions = pl.concat([actions, self._instrument_rows()], how="diagonal_relaxed")
         self.store.write_plan(self.run_id, target, actions)
         self._plan = self.store.plan(self.run_id)
+        self._twins = find_twins(self._plan, target=target, adopt_by=spec.adopt_by)
+        self._executor = None  # crash recovery may have built one before the plan's twins
+        if self._twins:
+            log.warning(
+                "%d planned create(s) have the same content as another: sent one at a time",
+                len(self._twins),
+            )
         self.batch_count = math.ceil(self._plan.height / max(self.settings.batch_size, 1))
         return self._plan.height
 
@@ -357,9 +336,14 @@ class Run:
             self._executor = BatchExecutor(
                 self.connector(),
                 run_id=self.run_id,
-                options=ExecutionOptions(adopt_by=self.spec.adopt_by),
+                options=ExecutionOptions(
+                    adopt_by=self.spec.adopt_by,
+                    twins=self._twins,
+                    verify_first=frozenset(self.store.unresolved_conflicts(self.spec.target)),
+                ),
                 progress=listener().advance,
                 halt=self._unreachable,
+                owners=lambda ids: self.store.remote_owners(self.spec.target, ids),
             )
         return self._executor
 
@@ -382,7 +366,7 @@ class Run:
             ]
         )
         self._calls.clear()
-        self.store.record_batch(
+        refused = self.store.record_batch(
             self.run_id,
             self.spec.target,
             calls=calls,
@@ -390,6 +374,12 @@ class Run:
             snapshot_upserts=snapshot_frame(result.upserts),
             snapshot_deletes=result.deletes,
         )
+        if refused:
+            log.warning(
+                "%d record(s) refused: their remote id belongs to another key"
+                " (see remote_id_conflicts)",
+                refused,
+            )
 
     def _instrument_rows(self) -> pl.DataFrame:
         """Plan rows for the explicit instrument deactivations; bad rows become rejects."""

@@ -183,3 +183,123 @@ def test_delete_forgets_and_close_keeps_a_closed_row() -> None:
     assert result.deletes == ["A"]
     assert [(u["external_id"], u["status"]) for u in result.upserts] == [("B", "closed")]
     assert fake.records == {}
+
+
+# -- twins: creates a look-up cannot tell apart go one at a time ------------------------------
+
+
+class SlowVerifone(FakeVerifone):
+    """Creates take a while; records when each one starts and ends."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.timeline: list[tuple[str, str | None]] = []
+
+    async def create(self, payload: Mapping[str, Any]) -> CreateResult:
+        key = payload.get("email_address")
+        self.timeline.append(("start", key))
+        await asyncio.sleep(0.01)
+        try:
+            return await super().create(payload)
+        finally:
+            self.timeline.append(("end", key))
+
+
+def _twins(*groups: tuple[str, ...]) -> ExecutionOptions:
+    from transforms.twins import Twins
+
+    return ExecutionOptions(
+        twins=Twins(group_of={key: min(group) for group in groups for key in group})
+    )
+
+
+def test_twin_creates_are_sent_one_after_another() -> None:
+    fake = SlowVerifone()
+    rows = [row("create", k, person(f"{k}@x.io")) for k in ("A-1", "A-2", "B")]
+    result = run(BatchExecutor(fake, run_id="run", options=_twins(("A-1", "A-2"))), rows)
+    assert {o["result"] for o in result.outcomes} == {"succeeded"}
+    timeline = fake.timeline
+    # A-2 starts only after A-1 ended; B (no twin) runs alongside
+    assert timeline.index(("start", "A-2@x.io")) > timeline.index(("end", "A-1@x.io"))
+    assert timeline.index(("start", "B@x.io")) < timeline.index(("end", "A-1@x.io"))
+    assert len({u["remote_id"] for u in result.upserts}) == 3
+
+
+def test_an_unconfirmed_twin_holds_the_rest_of_its_group_for_the_run() -> None:
+    fake = FakeVerifone()
+    fake.fail["A-1@x.io"] = UnknownOutcome("timeout", provider="verifone", operation="create")
+    executor = BatchExecutor(fake, run_id="run", options=_twins(("A-1", "A-2", "A-3")))
+    first = run(executor, [row("create", k, person(f"{k}@x.io")) for k in ("A-1", "A-2")])
+    by_key = {o["external_id"]: o for o in first.outcomes}
+    assert by_key["A-1"]["plan_id"] is None  # still in flight: reconciled next run
+    assert by_key["A-2"]["result"] == "failed"
+    assert by_key["A-2"]["error_code"] == "TWIN_UNCONFIRMED"
+    assert "A-1" in by_key["A-2"]["message"]
+    assert by_key["A-2"]["plan_id"] == "create-A-2", "never sent: its intent is closed"
+    # a later batch of the same run holds the group's remaining twin too
+    second = run(executor, [row("create", "A-3", person("A-3@x.io"))])
+    assert second.outcomes[0]["error_code"] == "TWIN_UNCONFIRMED"
+    assert [k for op, k in fake.calls if op == "create"] == ["A-1@x.io"]
+    assert first.upserts == [] and second.upserts == []
+
+
+def test_an_adoption_of_another_keys_customer_is_refused() -> None:
+    class Adopting(FakeVerifone):
+        async def create(self, payload: Mapping[str, Any]) -> CreateResult:
+            return CreateResult("adopted", "taken", {"id": "taken", **payload})
+
+    executor = BatchExecutor(
+        Adopting(), run_id="run", owners=lambda ids: {i: "OTHER" for i in ids if i == "taken"}
+    )
+    result = run(executor, [row("create", "A", person("a@x.io"))])
+    assert result.outcomes[0]["result"] == "failed"
+    assert result.outcomes[0]["error_code"] == "REMOTE_ID_OWNED"
+    assert result.upserts == []
+
+
+def test_migration_never_adopts_an_owned_customer_nor_one_two_keys_would_adopt() -> None:
+    from transforms.twins import Twins
+
+    fake = FakeVerifone()
+    fake.records["mine"] = {"id": "mine", **person("a@x.io")}
+    fake.records["theirs"] = {"id": "theirs", **person("b@x.io")}
+    executor = BatchExecutor(
+        fake,
+        run_id="run",
+        options=ExecutionOptions(
+            adopt_by=("email_address",),
+            twins=Twins(
+                rivals={("A-1", "email_address"): ("A-2",), ("A-2", "email_address"): ("A-1",)}
+            ),
+        ),
+        owners=lambda ids: {i: "OWNER" for i in ids if i == "theirs"},
+    )
+    result = run(
+        executor,
+        [
+            row("create", "A-1", person("a@x.io", phone_number="1")),
+            row("create", "A-2", person("a@x.io", phone_number="2")),
+            row("create", "B", person("b@x.io")),
+        ],
+    )
+    by_key = {o["external_id"]: o for o in result.outcomes}
+    assert by_key["A-1"]["result"] == by_key["A-2"]["result"] == "ambiguous"
+    assert "A-2" in by_key["A-1"]["message"] and "mine" in by_key["A-1"]["message"]
+    # B's only match belongs to another key: B gets a customer of its own
+    assert by_key["B"]["result"] == "succeeded" and by_key["B"]["remote_id"] not in ("theirs",)
+    assert [u["external_id"] for u in result.upserts] == ["B"]
+
+
+def test_a_twin_held_behind_an_ambiguous_one_is_ambiguous_too() -> None:
+    class Ambiguous(FakeVerifone):
+        async def create(self, payload: Mapping[str, Any]) -> CreateResult:
+            self.calls.append(("create", payload.get("email_address")))
+            return CreateResult("ambiguous", None, None, candidates=("x", "y"))
+
+    fake = Ambiguous()
+    rows = [row("create", k, person("same@x.io")) for k in ("A-1", "A-2")]
+    result = run(BatchExecutor(fake, run_id="run", options=_twins(("A-1", "A-2"))), rows)
+    by_key = {o["external_id"]: o for o in result.outcomes}
+    assert by_key["A-1"]["result"] == by_key["A-2"]["result"] == "ambiguous"
+    assert by_key["A-2"]["error_code"] == "TWIN_UNCONFIRMED"
+    assert len(fake.calls) == 1, "the held twin is never sent"
