@@ -107,7 +107,8 @@ class BatchExecutor:
                 self.record(result, row, "skipped", message=row.reason or row.action)
             else:
                 await handler(row, remote, result)
-        except FatalError:
+        except FatalError as exc:
+            result.refusals[row.plan_id] = exc  # settled once the batch has stopped
             raise
         except UnknownOutcome as exc:
             # A create whose effect is unknown even after the connector's own reconciliation.
@@ -333,6 +334,7 @@ class BatchExecutor:
     ) -> None:
         """Append the outcome of ``row`` to ``result`` (it closes the row's journal intent,
         unless ``keep_pending``)."""
+        result.settled.add(row.plan_id)
         result.outcomes.append(
             {
                 "run_id": self.run_id,
