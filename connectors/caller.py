@@ -214,12 +214,10 @@ class Caller:
         )
         started_at = datetime.now(UTC)
         t0 = time.perf_counter()
+        if gate is not None:
+            gate.sent()
         try:
-            if gate is None:
-                response = await self._session.send(request)
-            else:
-                with gate.sending():
-                    response = await self._session.send(request)
+            response = await self._session.send(request)
         except asyncio.CancelledError:
             # Cancelled in flight: the request may have reached the provider and been acted
             # on. It is a call made all the same, logged as one without a response.
@@ -263,6 +261,10 @@ class Caller:
             raise failure from exc
         finally:
             limiter.release()
+            if gate is not None:
+                # A waiter on the gate runs only when this task next yields: the call is
+                # logged by then, on every path.
+                gate.done()
         latency = (time.perf_counter() - t0) * 1000
         error = self._classify(
             response,

@@ -16,8 +16,6 @@ task, and every task those create, sees the same gate.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
-from contextlib import contextmanager
 from contextvars import ContextVar
 
 from connectors.errors import FatalError
@@ -60,17 +58,16 @@ class SendGate:
                 code="HALTED",
             )
 
-    @contextmanager
-    def sending(self) -> Iterator[None]:
-        """Count one request in flight for the duration of the block."""
+    def sent(self) -> None:
+        """Count one request in flight (call :meth:`done` when it is answered or failed)."""
         self._in_flight += 1
-        try:
-            yield
-        finally:
-            self._in_flight -= 1
-            if not self._in_flight and self._idle is not None:
-                self._idle.set()
-                self._idle = None
+
+    def done(self) -> None:
+        """One request in flight less."""
+        self._in_flight -= 1
+        if not self._in_flight and self._idle is not None:
+            self._idle.set()
+            self._idle = None
 
     async def idle(self) -> None:
         """Wait until no request is in flight (each is bounded by its timeouts)."""

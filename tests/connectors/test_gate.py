@@ -81,9 +81,10 @@ def test_idle_waits_for_the_requests_in_flight() -> None:
         order: list[str] = []
 
         async def request() -> None:
-            with gate.sending():
-                await asyncio.sleep(0.01)
-                order.append("answered")
+            gate.sent()
+            await asyncio.sleep(0.01)
+            order.append("answered")
+            gate.done()
 
         task = asyncio.create_task(request())
         await asyncio.sleep(0)
