@@ -65,8 +65,9 @@ class BatchExecutor:
     async def run(self, rows: Sequence[PlanRow]) -> BatchResult:
         """Execute ``rows`` concurrently (the connector's limiter bounds the pace).
 
-        Records whose task was cancelled because the run stopped get no outcome: their journal
-        intents stay pending and the next run reconciles them.
+        When the run stops mid-batch (``result.fatal``), rows not finished get no outcome here
+        (a refused one is in ``result.refusals``): :func:`pipelines.halted.settle_unfinished`
+        decides from their calls which are closed and which stay pending for reconciliation.
         """
         result = BatchResult()
         updates = [r for r in rows if r.action == "update" and r.remote_id]
