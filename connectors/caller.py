@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import time
 from collections.abc import Mapping
@@ -16,11 +17,13 @@ from tenacity import RetryCallState
 from connectors.config import ClientConfig
 from connectors.errors import (
     ConfigError,
+    FatalError,
     ProviderError,
     RecordRejected,
     TransientError,
     UnknownOutcome,
 )
+from connectors.gate import send_gate
 from connectors.http import CallRecord, HttpSession, OnCall, call_ref
 from connectors.limiter import RateLimiter
 from connectors.retry import is_retryable, make_retry
@@ -196,17 +199,41 @@ class Caller:
         idempotent: bool,
         state: CallState,
     ) -> httpx.Response:
-        state.attempts += 1
         limiter = self._limiter
+        gate = send_gate.get()
+        if gate is not None:
+            gate.check(self.target, operation)
         emitted = await limiter.acquire()
+        if gate is not None and gate.closed:  # the run stopped while this call waited its turn
+            limiter.release()
+            gate.check(self.target, operation)
+        state.attempts += 1
         request_id = os.urandom(16).hex()  # 128 random bits, as uuid4 (which costs 6x)
         request = self._session.build_request(
             method, path, params=params, content=content, request_id=request_id
         )
         started_at = datetime.now(UTC)
         t0 = time.perf_counter()
+        if gate is not None:
+            gate.sent()
         try:
             response = await self._session.send(request)
+        except asyncio.CancelledError:
+            # Cancelled in flight: the request may have reached the provider and been acted
+            # on. It is a call made all the same, logged as one without a response.
+            state.unknown_outcome = True
+            self._record(
+                operation,
+                method,
+                path_template,
+                None,
+                "CancelledError",
+                state.attempts,
+                (time.perf_counter() - t0) * 1000,
+                started_at,
+                request_id,
+            )
+            raise
         except httpx.TransportError as exc:
             latency = (time.perf_counter() - t0) * 1000
             limiter.on_response(None, emitted, None)
@@ -234,6 +261,10 @@ class Caller:
             raise failure from exc
         finally:
             limiter.release()
+            if gate is not None:
+                # A waiter on the gate runs only when this task next yields: the call is
+                # logged by then, on every path.
+                gate.done()
         latency = (time.perf_counter() - t0) * 1000
         error = self._classify(
             response,
@@ -244,6 +275,9 @@ class Caller:
         status = response.status_code
         if error is not None:
             self._scrub(error)
+            if gate is not None and isinstance(error, FatalError):
+                # Closed before any other task runs: none sends after the provider refused us.
+                gate.close(str(error))
         limiter.on_response(status, emitted, error.retry_after if error is not None else None)
         self._record(
             operation,

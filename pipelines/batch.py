@@ -8,11 +8,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from connectors.errors import FatalError
+from connectors.gate import CallHalted, SendGate, send_gate
 from transforms.twins import Twins
 
 ProgressHook = Callable[[int], None]
 HaltHook = Callable[[], "FatalError | None"]
 """Asked while a batch runs: an error when the run must stop now (e.g. provider unreachable)."""
+_WATCH_S = 0.05
+"""How often a running batch asks its halt hook."""
 
 
 @dataclass(frozen=True)
@@ -57,6 +60,10 @@ class BatchResult:
     claims: dict[str, str] = field(default_factory=dict)
     """remote id -> the key that took it in this batch (not yet in the snapshot): a look-up
     must not hand it to another key."""
+    settled: set[str] = field(default_factory=set)
+    """Plan ids with an outcome in :attr:`outcomes`."""
+    refusals: dict[str, FatalError] = field(default_factory=dict)
+    """Plan id -> the :class:`FatalError` its action ended with (it has no outcome yet)."""
 
     def claim(self, remote_id: str, external_id: str) -> None:
         """Record that ``external_id`` now owns ``remote_id``."""
@@ -86,29 +93,63 @@ class ExecutionOptions:
 async def gather_or_halt(
     coros: Sequence[Coroutine[Any, Any, None]], halt: HaltHook
 ) -> FatalError | None:
-    """Run ``coros`` concurrently; stop them all at the first :class:`FatalError` they raise or
-    the ``halt`` hook returns. Returns that error, or ``None`` when all of them finished.
+    """Run ``coros`` concurrently until they finish or the run must stop; return why it
+    stopped (the first :class:`FatalError` they raise or the ``halt`` hook returns), or
+    ``None`` when all of them finished.
 
-    Cancelled work records nothing, so its journal intents stay pending for the next run.
+    A stop closes the run's :class:`~connectors.gate.SendGate` (one is made for the call when
+    none is set): no new request is sent, the requests in flight finish and are logged with
+    their answers, and only then is the work left cancelled, none of it sending. Stopped work
+    records no outcome: :func:`pipelines.halted.settle_unfinished` settles those rows.
     """
-    error = halt()
-    if error is not None:
+    gate = send_gate.get()
+    if gate is not None:
+        return await _gather(coros, halt, gate)
+    gate = SendGate()
+    token = send_gate.set(gate)  # tasks copy the context when created: they see this gate
+    try:
+        return await _gather(coros, halt, gate)
+    finally:
+        send_gate.reset(token)
+
+
+async def _gather(
+    coros: Sequence[Coroutine[Any, Any, None]], halt: HaltHook, gate: SendGate
+) -> FatalError | None:
+    stop = halt()
+    if stop is not None:
         for coro in coros:
             coro.close()
-        return error
-
-    async def watch(tasks: Sequence[asyncio.Task[None]]) -> None:
-        while not all(task.done() for task in tasks):
-            stop = halt()
-            if stop is not None:
-                raise stop
-            await asyncio.sleep(0.05)
-
-    fatal: FatalError | None = None
+        gate.close(str(stop))
+        return stop
+    tasks = {asyncio.create_task(coro) for coro in coros}
+    halted: CallHalted | None = None
     try:
-        async with asyncio.TaskGroup() as group:
-            tasks = [group.create_task(coro) for coro in coros]
-            group.create_task(watch(tasks))
-    except* FatalError as eg:
-        fatal = next(e for e in eg.exceptions if isinstance(e, FatalError))
-    return fatal
+        while tasks:
+            done, tasks = await asyncio.wait(
+                tasks, timeout=_WATCH_S, return_when=asyncio.FIRST_EXCEPTION
+            )
+            for task in done:
+                error = None if task.cancelled() else task.exception()
+                if isinstance(error, CallHalted):
+                    halted = halted or error
+                elif isinstance(error, FatalError):
+                    stop = stop or error
+                elif error is not None:
+                    raise error  # a bug, not a provider's answer: the finally cancels the rest
+            stop = stop or halt()
+            if stop is not None:
+                gate.close(str(stop))
+                await gate.idle()  # answers of requests already sent are read and logged
+                break
+    finally:
+        # Nothing left here is sending (or, on a bug, nothing more matters than stopping).
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.wait(tasks)
+    for task in tasks:
+        error = None if task.cancelled() else task.exception()
+        if error is not None and not isinstance(error, FatalError):
+            raise error
+    return stop or halted

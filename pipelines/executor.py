@@ -84,8 +84,9 @@ class BatchExecutor:
     async def run(self, rows: Sequence[PlanRow]) -> BatchResult:
         """Execute ``rows`` concurrently (the connector's limiter bounds the pace).
 
-        Records whose task was cancelled because the run stopped get no outcome: their journal
-        intents stay pending and the next run reconciles them.
+        When the run stops mid-batch (``result.fatal``), rows not finished get no outcome here
+        (a refused one is in ``result.refusals``): :func:`pipelines.halted.settle_unfinished`
+        decides from their calls which are closed and which stay pending for reconciliation.
         """
         result = BatchResult()
         updates = [r for r in rows if r.action == "update" and r.remote_id]
@@ -168,7 +169,8 @@ class BatchExecutor:
                 self.record(result, row, "skipped", message=row.reason or row.action)
             else:
                 await handler(row, remote, result)
-        except FatalError:
+        except FatalError as exc:
+            result.refusals[row.plan_id] = exc  # settled once the batch has stopped
             raise
         except UnknownOutcome as exc:
             # A create whose effect is unknown even after the connector's own reconciliation.
@@ -463,6 +465,7 @@ class BatchExecutor:
     ) -> None:
         """Append the outcome of ``row`` to ``result`` (it closes the row's journal intent,
         unless ``keep_pending``)."""
+        result.settled.add(row.plan_id)
         result.outcomes.append(
             {
                 "run_id": self.run_id,

@@ -19,6 +19,7 @@ import duckdb
 import polars as pl
 
 from connectors.errors import AuthError, FatalError
+from connectors.gate import SendGate, send_gate
 from connectors.http import CallRecord
 from connectors.protocol import CustomerConnector
 from pipelines.batch import BatchResult, ExecutionOptions, PlanRow
@@ -27,6 +28,7 @@ from pipelines.connect import build_connector
 from pipelines.executor import BatchExecutor
 from pipelines.exit_codes import ExitCode
 from pipelines.extract import ExtractError, read_extract, read_instruments
+from pipelines.halted import settle_unfinished
 from pipelines.instruments import plan_deactivations
 from pipelines.progress import listener
 from pipelines.recover import settle_pending
@@ -92,6 +94,8 @@ class Run:
         self._breaker = Breaker(limit=max(24, 3 * settings.concurrency))
         self._stop: RunStop | None = None
         self._execute_s = 0.0
+        # Closed when the run stops: nothing new is sent, and what was sent is waited for.
+        self._gate = SendGate()
 
     # -- life cycle -------------------------------------------------------------------------------
 
@@ -153,7 +157,13 @@ class Run:
         return self._breaker.error(target, getattr(self.settings, f"{target}_base_url"))
 
     async def aclose(self) -> None:
-        """Close the connector; the store stays open until :meth:`finish`."""
+        """Close the connector; the store stays open until :meth:`finish`.
+
+        Requests still in flight (work a connector left running after an error) are waited
+        for first, so that their calls are logged too.
+        """
+        self._gate.close("the run ended")
+        await self._gate.idle()
         if self._connector is not None:
             await self._connector.aclose()
 
@@ -187,6 +197,10 @@ class Run:
 
     def finish(self, *, duration_s: float) -> dict[str, Any]:
         """Record the end of the run and return its summary."""
+        if self._calls:
+            # Calls made after the last batch was recorded (e.g. answers to requests a stopped
+            # batch left in flight): every call made is logged.
+            self._record(BatchResult())
         summary = build_summary(
             self.store.con, self.run_id, unchanged=self.unchanged, execute_s=self._execute_s
         )
@@ -234,9 +248,10 @@ class Run:
         rows = [PlanRow.from_mapping(r) for r in pending.to_dicts()]
         result = BatchResult()
         self._calls.clear()
-        unsettled, halted = await settle_pending(
-            self.connector(), self._make_executor(), rows, result, self._unreachable
-        )
+        with self._gated():
+            unsettled, halted = await settle_pending(
+                self.connector(), self._make_executor(), rows, result, self._unreachable
+            )
         self._record(result)
         if halted is not None:
             raise halted
@@ -321,15 +336,32 @@ class Run:
             return
         executor = self._make_executor()
         self.store.open_journal(self.run_id, self.spec.target, [r.plan_id for r in rows])
-        self._calls.clear()
         started = time.monotonic()
-        result = await executor.run(rows)
+        with self._gated():
+            result = await executor.run(rows)
         self._execute_s += time.monotonic() - started
+        if result.fatal is not None:
+            # Stopped mid-batch: nothing more goes out, the answers to what went out are read
+            # (each call is logged), and every row whose fate is known is closed with it.
+            self._gate.close(str(result.fatal))
+            await self._gate.idle()
+            left = settle_unfinished(rows, result, self._calls, executor, reason=str(result.fatal))
+            if left:
+                log.warning("%d action(s) may have taken effect: reconciled next run", left)
         self._record(result)
         if result.fatal is not None:
             raise result.fatal  # recorded first; stop_on_error turns it into the exit code
 
     # -- helpers ----------------------------------------------------------------------------------
+
+    @contextmanager
+    def _gated(self) -> Iterator[None]:
+        """Make the run's send gate the one the calls of the block (and their tasks) obey."""
+        token = send_gate.set(self._gate)
+        try:
+            yield
+        finally:
+            send_gate.reset(token)
 
     def _make_executor(self) -> BatchExecutor:
         if self._executor is None:

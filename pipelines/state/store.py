@@ -321,6 +321,10 @@ class StateStore:
     def failures(self, target: str) -> pl.DataFrame:
         """Keys whose latest outcome (``skipped`` aside) failed or was ambiguous.
 
+        A refusal of the credentials (``error_class = 'AuthError'``, 401/403) says nothing about
+        the record and is left aside too: a few runs with a revoked key must not quarantine
+        every key they tried.
+
         Columns: ``external_id, action, failed_runs`` (runs with a failure since the last
         success), ``last_error``, ``content_hash`` (of the failed action, so that a key
         quarantined by :func:`~transforms.diff.plan_actions` is released when it changes).
@@ -331,6 +335,7 @@ class StateStore:
                 SELECT *, row_number() OVER (
                     PARTITION BY external_id ORDER BY occurred_at DESC, run_id DESC) AS rn
                 FROM outcomes WHERE target = $target AND result <> 'skipped'
+                  AND error_class IS DISTINCT FROM 'AuthError'
             ),
             latest AS (SELECT * FROM o WHERE rn = 1 AND result IN ('failed', 'ambiguous')),
             last_ok AS (
@@ -343,6 +348,7 @@ class StateStore:
                 FROM outcomes f JOIN latest l USING (external_id)
                 LEFT JOIN last_ok k USING (external_id)
                 WHERE f.target = $target AND f.result IN ('failed', 'ambiguous')
+                  AND f.error_class IS DISTINCT FROM 'AuthError'
                   AND (k.ok_at IS NULL OR f.occurred_at > k.ok_at)
                 GROUP BY f.external_id
             )

@@ -498,6 +498,17 @@ def test_failures_count_failed_runs_since_the_last_success(store: StateStore) ->
     assert store.failures("sumup")["external_id"].to_list() == ["B"]
 
 
+def test_refused_credentials_neither_count_as_failures_nor_quarantine(store: StateStore) -> None:
+    refused = {"http_status": 401, "error_class": "AuthError", "error_code": "UNAUTHORIZED"}
+    store.write_plan("r0", "sumup", _plan(("A", "update", "a2")))
+    for hour in range(6):  # more runs with a revoked key than quarantine_after
+        at = T0 + timedelta(hours=hour)
+        _record(store, _run(store), [{**_outcome("p-A-update", "A", "failed", at), **refused}])
+    assert store.failures("sumup").height == 0
+    _record(store, _run(store), [_outcome("p-A-update", "A", "failed", T0 + timedelta(hours=7))])
+    assert store.failures("sumup").select("external_id", "failed_runs").rows() == [("A", 1)]
+
+
 def test_a_plan_built_from_hashes_alone_is_stored_complete(store: StateStore) -> None:
     """build_plan on DIFF_COLUMNS + write_plan store what the step-by-step functions plan
     on the full snapshot: remote ids and merge bases are filled in from the table."""
