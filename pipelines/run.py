@@ -171,10 +171,11 @@ class Run:
 
     @contextmanager
     def stop_on_error(self) -> Iterator[None]:
-        """Turn the errors a user can cause into a stop with the right exit code.
+        """Turn the errors a user can cause into a stop with the right exit code, and a bug
+        into a crash (:meth:`crash`, exit code 70).
 
-        Stages catch these themselves so that no expected failure crosses a Prefect task
-        boundary (which would log it as a crash with a traceback).
+        Stages catch these themselves so that no failure crosses a Prefect task boundary
+        (which would log it as a crash with a traceback).
         """
         try:
             yield

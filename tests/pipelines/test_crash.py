@@ -166,3 +166,60 @@ def test_a_user_error_keeps_its_exit_code(tmp_path: Path, monkeypatch: pytest.Mo
     summary = run.finish(duration_s=0.1)
     assert (summary["status"], summary["exit_code"]) == ("stopped", ExitCode.BAD_INPUT)
     assert "crash_file" not in summary and not (tmp_path / "crashes").exists()
+
+
+def _single_line(err: str) -> Path:
+    lines = err.splitlines()
+    assert len(lines) == 1 and "Traceback" not in err, err
+    assert lines[0].endswith("; please report it")
+    path = Path(lines[0].split("details in ", 1)[1].split("; please", 1)[0])
+    assert path.is_file()
+    return path
+
+
+def test_the_cli_entry_turns_a_bug_in_any_command_into_exit_70(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from pipelines.cli import main
+
+    state = tmp_path / "state.duckdb"
+    StateStore(state).close()
+    monkeypatch.delenv(crash.CRASH_DIR_ENV, raising=False)
+
+    def broken(*args: Any, **kwargs: Any) -> Any:
+        raise ZeroDivisionError(CUSTOMER_VALUE)
+
+    monkeypatch.setattr("pipelines.commands.report.recent_runs", broken)
+    with pytest.raises(SystemExit) as exited:
+        main(["report", "--state", str(state)])
+    assert exited.value.code == 70
+    crash_file = _single_line(capsys.readouterr().err)
+    assert crash_file.parent == tmp_path / "crashes"  # found through --state
+    text = crash_file.read_text()
+    assert "ZeroDivisionError" in text and "in _report" in text and CUSTOMER_VALUE not in text
+    assert "command: custsync report --state <…>" in text
+
+
+def test_a_flow_failing_with_a_bug_is_exit_70_and_with_a_user_error_exit_2(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from prefect.states import Failed
+
+    from pipelines.commands.common import run_and_exit
+
+    monkeypatch.setenv(crash.CRASH_DIR_ENV, str(tmp_path))
+
+    def failing(exc: BaseException) -> Any:
+        async def call() -> Any:
+            return Failed(data=exc)
+
+        return call
+
+    with pytest.raises(SystemExit) as exited:
+        run_and_exit(failing(RuntimeError(CUSTOMER_VALUE)), as_json=True)
+    assert exited.value.code == 70
+    assert _single_line(capsys.readouterr().err).parent == tmp_path
+    with pytest.raises(SystemExit) as exited:
+        run_and_exit(failing(FileNotFoundError("customers.csv")), as_json=True)
+    assert exited.value.code == 2
+    assert "customers.csv" in capsys.readouterr().err
