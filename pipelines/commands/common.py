@@ -41,6 +41,9 @@ def prepare_prefect(verbose: bool) -> None:
     """
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     os.environ.setdefault("PREFECT_LOGGING_LEVEL", "INFO" if verbose else "WARNING")
+    # Prefect waits 20 s for its temporary server to start; under load here it took 15-30 s
+    # (measured 2026-12-01), and the run then died with Prefect's RuntimeError.
+    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
 
 
 def fail(message: str, code: ExitCode = ExitCode.BAD_INPUT) -> None:
