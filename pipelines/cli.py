@@ -12,6 +12,9 @@ from typing import Any
 
 import click
 
+from pipelines import crash
+from pipelines.exit_codes import ExitCode
+
 # name -> "module:attribute" of a click.Command
 _COMMANDS: dict[str, tuple[str, str]] = {
     "sync": ("pipelines.commands.sync:sync_command", "Sync a customer extract to a provider."),
@@ -62,16 +65,46 @@ def cli() -> None:
       2  bad usage, configuration or input file
       3  a guard stopped the run (nothing was sent)
       4  the provider refused our credentials (401/403); the run stopped
+      70 internal error (a bug): one line names its crash file
+         ($CUSTSYNC_CRASH_DIR, default: crashes/ beside the state file)
     """
 
 
 def main(argv: list[str] | None = None) -> Any:
-    """Console-script entry point."""
+    """Console-script entry point.
+
+    The last crash boundary: an internal error no command handled becomes a crash file, one line
+    on stderr and exit code 70 (:mod:`pipelines.crash`), never a traceback.
+    """
+    args = sys.argv[1:] if argv is None else argv
     try:
         return cli.main(args=argv, prog_name="custsync", standalone_mode=True)
     except KeyboardInterrupt:
         click.echo("interrupted", err=True)
         sys.exit(130)
+    except BaseException as exc:
+        if not crash.is_internal(exc):
+            raise  # SystemExit carries the exit code of every handled outcome
+        report = crash.record_crash(
+            exc, run_id=None, state=_state_file(args), argv=["custsync", *args]
+        )
+        click.echo(report.line(), err=True)
+        sys.exit(int(ExitCode.INTERNAL))
+
+
+def _state_file(args: list[str]) -> str | None:
+    """The state file the command was given or configured with: its crash folder is beside it."""
+    for index, arg in enumerate(args):
+        if arg == "--state" and index + 1 < len(args):
+            return args[index + 1]
+        if arg.startswith("--state="):
+            return arg.partition("=")[2]
+    from pipelines.settings import SettingsError, load_settings
+
+    try:
+        return str(load_settings().state)
+    except SettingsError:
+        return None
 
 
 if __name__ == "__main__":

@@ -18,3 +18,5 @@ class ExitCode(IntEnum):
     """A safety guard stopped the run before any call (e.g. too many deletes, empty extract)."""
     AUTH = 4
     """The provider refused our credentials (401/403); the run stopped."""
+    INTERNAL = 70
+    """An internal error (a bug): one line names it and its crash file (``EX_SOFTWARE``)."""

@@ -22,6 +22,7 @@ from connectors.errors import AuthError, FatalError
 from connectors.gate import SendGate, send_gate
 from connectors.http import CallRecord
 from connectors.protocol import CustomerConnector
+from pipelines import crash
 from pipelines.batch import BatchResult, ExecutionOptions, PlanRow
 from pipelines.breaker import Breaker
 from pipelines.connect import build_connector
@@ -71,6 +72,8 @@ class RunStop:
 
     exit_code: ExitCode
     message: str
+    crash_file: Path | None = None
+    """The crash file of an internal error (exit code 70)."""
 
 
 class Run:
@@ -179,10 +182,11 @@ class Run:
 
     @contextmanager
     def stop_on_error(self) -> Iterator[None]:
-        """Turn the errors a user can cause into a stop with the right exit code.
+        """Turn the errors a user can cause into a stop with the right exit code, and a bug
+        into a crash (:meth:`crash`, exit code 70).
 
-        Stages catch these themselves so that no expected failure crosses a Prefect task
-        boundary (which would log it as a crash with a traceback).
+        Stages catch these themselves so that no failure crosses a Prefect task boundary
+        (which would log it as a crash with a traceback).
         """
         try:
             yield
@@ -194,19 +198,41 @@ class Run:
             self.stop(ExitCode.BAD_INPUT, str(exc))
         except duckdb.Error as exc:
             self.stop(ExitCode.BAD_INPUT, f"state file {self.settings.state}: {exc}")
+        except BaseException as exc:
+            # Anything else is a bug: it must not cross a Prefect task boundary either (Prefect
+            # would print its traceback), and the run row must say the run crashed.
+            if not crash.is_internal(exc):
+                raise
+            self.crash(exc)
+
+    def crash(self, exc: BaseException) -> None:
+        """Write the crash file of an internal error; the run ends ``crashed`` (exit code 70).
+
+        It wins over an earlier stop (a bug is worse news); a second crash only adds nothing.
+        What was already recorded stays: each batch committed in its own transaction.
+        """
+        if self._stop is not None and self._stop.exit_code == ExitCode.INTERNAL:
+            return
+        report = crash.record_crash(exc, run_id=self.run_id, state=self.settings.state)
+        self._stop = RunStop(ExitCode.INTERNAL, report.message, report.path)
 
     def finish(self, *, duration_s: float) -> dict[str, Any]:
         """Record the end of the run and return its summary."""
-        if self._calls:
-            # Calls made after the last batch was recorded (e.g. answers to requests a stopped
-            # batch left in flight): every call made is logged.
-            self._record(BatchResult())
-        summary = build_summary(
-            self.store.con, self.run_id, unchanged=self.unchanged, execute_s=self._execute_s
-        )
+        summary: dict[str, Any] = {}
+        with crash.reporting(self.crash):  # the run row is closed even when counting fails
+            if self._calls:
+                # Calls made after the last batch was recorded (e.g. answers to requests a
+                # stopped batch left in flight): every call made is logged.
+                self._record(BatchResult())
+            summary = build_summary(
+                self.store.con, self.run_id, unchanged=self.unchanged, execute_s=self._execute_s
+            )
         message: str | None
         if self._stop is not None:
-            exit_code, status, message = self._stop.exit_code, "stopped", self._stop.message
+            exit_code, message = self._stop.exit_code, self._stop.message
+            status = "crashed" if exit_code == ExitCode.INTERNAL else "stopped"
+            if self._stop.crash_file is not None:
+                summary["crash_file"] = str(self._stop.crash_file)
         else:
             failed = failed_records(summary)
             exit_code = ExitCode.RECORDS_FAILED if failed else ExitCode.OK

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
 import sys
 from collections.abc import Awaitable, Callable, Sequence
@@ -26,6 +27,7 @@ from rich.progress import (
 from rich.table import Table
 from rich.text import Text
 
+from pipelines import crash
 from pipelines.exit_codes import ExitCode
 from pipelines.settings import SettingsError, load_settings
 
@@ -39,11 +41,15 @@ def prepare_prefect(verbose: bool) -> None:
     """
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     os.environ.setdefault("PREFECT_LOGGING_LEVEL", "INFO" if verbose else "WARNING")
+    # Prefect waits 20 s for its temporary server to start; under load here it took 15-30 s
+    # (measured 2026-12-01), and the run then died with Prefect's RuntimeError.
+    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
 
 
 def fail(message: str, code: ExitCode = ExitCode.BAD_INPUT) -> None:
     """Print ``message`` and exit with ``code`` (no traceback)."""
-    err.print(f"[bold red]error:[/] {message}", highlight=False)
+    # soft_wrap: one line however long (rich wraps at 80 columns when stderr is no terminal)
+    err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
     sys.exit(int(code))
 
 
@@ -104,11 +110,22 @@ class RichProgress:
         self._progress.stop()
 
 
-def run_and_exit(call: Callable[[], Awaitable[Any]], *, as_json: bool) -> None:
+def run_and_exit(
+    call: Callable[[], Awaitable[Any]], *, as_json: bool, verbose: bool = False
+) -> None:
     """Run a flow (returning a Prefect state) with a progress bar, print its summary and exit
-    with the run's exit code."""
+    with the run's exit code.
+
+    Output: the summary on stdout; on stderr, without ``verbose``, only custsync's own lines
+    (one for a run that stopped with exit code 2 or more, one naming the crash file of an
+    internal error): Prefect's run logs still reach its API, and ``--verbose`` shows them.
+    """
     from pipelines import progress
 
+    if not verbose:
+        for name in ("prefect.flow_runs", "prefect.task_runs"):
+            # They would repeat the summary's message, twice, with Prefect's decorations.
+            logging.getLogger(name).propagate = False
     progress.attach(RichProgress(enabled=not as_json and err.is_terminal))
 
     async def main() -> Any:
@@ -119,11 +136,41 @@ def run_and_exit(call: Callable[[], Awaitable[Any]], *, as_json: bool) -> None:
         summary = asyncio.run(main())
     finally:
         progress.attach(None)
+    if isinstance(summary, BaseException) and _is_bug(summary):
+        # Raised by the flow outside every stage: Prefect caught it, so nothing recorded it.
+        crashed(crash.record_crash(summary, run_id=None, state=None))
     if not isinstance(summary, dict):
         fail(str(summary), ExitCode.BAD_INPUT)  # the run could not start; nothing was sent
         return
+    if summary["exit_code"] == ExitCode.INTERNAL:
+        # A partial table would only distract: the run id leads to `custsync report --run`.
+        if as_json:
+            click.echo(json.dumps(summary, default=str))
+        click.echo(crash.crash_line(summary["message"], summary.get("run_id")), err=True)
+        sys.exit(int(ExitCode.INTERNAL))
     print_summary(summary, as_json=as_json)
+    if summary["exit_code"] >= ExitCode.BAD_INPUT:
+        click.echo(f"error: {summary['message']}", err=True)
     sys.exit(int(summary["exit_code"]))
+
+
+def crashed(report: crash.CrashReport) -> None:
+    """Print the one line of an internal error and exit with code 70."""
+    click.echo(report.line(), err=True)
+    sys.exit(int(ExitCode.INTERNAL))
+
+
+def _is_bug(exc: BaseException) -> bool:
+    """Whether a flow's failure is a bug rather than a user's error Prefect reported."""
+    import duckdb
+    from prefect.exceptions import ParameterTypeError
+
+    from connectors.errors import ProviderError
+    from pipelines.extract import ExtractError
+    from pipelines.state.store import StateError
+
+    expected = (SettingsError, ExtractError, StateError, ProviderError, duckdb.Error, OSError)
+    return crash.is_internal(exc) and not isinstance(exc, (*expected, ParameterTypeError))
 
 
 _ACTIONS = ("create", "update", "delete", "close", "deactivate", "unchanged")

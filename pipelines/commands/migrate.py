@@ -52,4 +52,5 @@ def migrate_command(
             return_state=True,
         ),
         as_json=as_json,
+        verbose=verbose,
     )

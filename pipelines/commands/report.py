@@ -15,7 +15,7 @@ from pipelines.audit import recent_runs, run_failures, run_plan, run_summary
 from pipelines.commands.common import fail, flat, print_frame
 from pipelines.exit_codes import ExitCode
 from pipelines.settings import SettingsError, load_settings
-from pipelines.state.store import StateStore
+from pipelines.state.store import StateError, StateStore
 
 # Columns of `v_runs` that fit a terminal; json and csv carry them all.
 _TABLE_COLUMNS = (
@@ -68,24 +68,33 @@ def report_command(
         fail(f"no state file at {path}: run a sync first, or pass --state")
     try:
         store = StateStore(path, read_only=True)
-    except duckdb.Error as exc:
-        fail(f"cannot open {path}: {exc}")
+    except StateError as exc:  # locked by a running sync, not DuckDB, not custsync's
+        fail(str(exc))
         return
-    with store:
-        if run_id is None:
-            _print(recent_runs(store.con, last), fmt, f"last {last} runs ({path})")
-            return
-        summary = run_summary(store.con, run_id)
-        if summary is None:
-            fail(f"no run {run_id!r} in {path}")
-            return
-        if show_plan:
-            _print(run_plan(store.con, run_id), fmt, f"plan of run {run_id}")
-            return
-        failures = run_failures(store.con, run_id)
-        if fmt == "json":
-            click.echo(json.dumps({"run": summary, "failures": failures.to_dicts()}, default=str))
-        else:
-            _print(pl.DataFrame([summary]), fmt, f"run {run_id}")
-            _print(failures, fmt, "failed, ambiguous and rejected records")
+    try:
+        with store:
+            _report(store, path, run_id=run_id, last=last, fmt=fmt, show_plan=show_plan)
+    except duckdb.Error as exc:  # e.g. a view a newer custsync changed
+        fail(f"{path}: cannot read the audit views ({' '.join(str(exc).split())})")
     sys.exit(int(ExitCode.OK))
+
+
+def _report(
+    store: StateStore, path: Path, *, run_id: str | None, last: int, fmt: str, show_plan: bool
+) -> None:
+    if run_id is None:
+        _print(recent_runs(store.con, last), fmt, f"last {last} runs ({path})")
+        return
+    summary = run_summary(store.con, run_id)
+    if summary is None:
+        fail(f"no run {run_id!r} in {path}")
+        return
+    if show_plan:
+        _print(run_plan(store.con, run_id), fmt, f"plan of run {run_id}")
+        return
+    failures = run_failures(store.con, run_id)
+    if fmt == "json":
+        click.echo(json.dumps({"run": summary, "failures": failures.to_dicts()}, default=str))
+    else:
+        _print(pl.DataFrame([summary]), fmt, f"run {run_id}")
+        _print(failures, fmt, "failed, ambiguous and rejected records")

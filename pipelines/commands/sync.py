@@ -116,4 +116,5 @@ def sync_command(
             return_state=True,
         ),
         as_json=as_json,
+        verbose=verbose,
     )

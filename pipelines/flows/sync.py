@@ -15,12 +15,13 @@ from prefect.artifacts import acreate_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.states import Completed, Failed, State
 
+from pipelines import crash
 from pipelines.connect import with_secret_blocks
 from pipelines.exit_codes import ExitCode
 from pipelines.extract import ExtractError
 from pipelines.progress import listener
 from pipelines.run import Run, RunSpec
-from pipelines.settings import SettingsError
+from pipelines.settings import SettingsError, load_settings
 from pipelines.state.store import StateError
 from pipelines.summary import failed_records, to_markdown
 
@@ -60,7 +61,7 @@ async def _final_state(run: Run, started: float) -> State[Any]:
     except (RuntimeError, ValueError) as exc:  # an artifact is a nicety; never lose the run for it
         logger.warning("could not create the summary artifact: %s", exc)
     if summary["exit_code"] >= ExitCode.BAD_INPUT:
-        logger.error("run stopped: %s", summary.get("message"))
+        logger.error("run %s: %s", summary["status"], summary.get("message"))
         return Failed(message=str(summary.get("message")), data=summary)
     if summary["exit_code"] == ExitCode.RECORDS_FAILED:
         logger.info("%d record(s) failed or were rejected", failed_records(summary))
@@ -72,6 +73,8 @@ async def run_flow(spec: RunSpec) -> State[Any]:
 
     Stages never raise for what a user can cause (bad file, bad setting, refused credentials,
     a guard): they stop the run with an exit code, and the flow ends ``Failed`` with the summary.
+    Nor for a bug: the run ends ``crashed`` (exit code 70) with a crash file
+    (:mod:`pipelines.crash`), and what earlier batches recorded stays.
     """
     started = time.monotonic()
     logger = get_run_logger()
@@ -80,6 +83,10 @@ async def run_flow(spec: RunSpec) -> State[Any]:
     except (SettingsError, ExtractError, StateError, OSError, duckdb.Error) as exc:
         # Nothing could be recorded: the state file itself is unusable.
         return Failed(message=str(exc), data=Run.unrecorded_summary(spec, exc, started))
+    except BaseException as exc:
+        if not crash.is_internal(exc):
+            raise
+        return _crashed_before_start(spec, exc, started)
     try:
         if not spec.dry_run:
             run.settings = await with_secret_blocks(run.settings, spec.target)
@@ -102,9 +109,33 @@ async def run_flow(spec: RunSpec) -> State[Any]:
                         break
             finally:
                 listener().stop()
+    except BaseException as exc:
+        # A bug between the stages (the stages catch their own): the run ends `crashed`.
+        if not crash.is_internal(exc):
+            raise
+        run.crash(exc)
     finally:
         await run.aclose()
     return await _final_state(run, started)
+
+
+def _crashed_before_start(spec: RunSpec, exc: BaseException, started: float) -> State[Any]:
+    """The end of a run that crashed before its run row was written."""
+    state = spec.state
+    if state is None:
+        try:
+            state = str(load_settings().state)
+        except SettingsError:
+            state = None  # the crash file goes to the default folder
+    report = crash.record_crash(exc, run_id=None, state=state)
+    summary = Run.unrecorded_summary(spec, exc, started)
+    summary.update(
+        status="crashed",
+        exit_code=int(ExitCode.INTERNAL),
+        message=report.message,
+        crash_file=str(report.path) if report.path else None,
+    )
+    return Failed(message=report.message, data=summary)
 
 
 @flow(name="custsync-sync", persist_result=False, validate_parameters=True)

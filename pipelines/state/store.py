@@ -27,6 +27,9 @@ from transforms.diff import PLAN_SCHEMA
 from transforms.mapping import content_key
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+_DUCKDB_MAGIC = (8, b"DUCK")
+"""Offset and bytes of a DuckDB file's magic number."""
+_LOCK_HOLDER = re.compile(r"\(PID (\d+)\)")
 _MIGRATION_NAME = re.compile(r"^(\d{3})_([a-z0-9_]+)\.sql$")
 SNAPSHOT_COLUMNS = (
     "external_id",
@@ -119,15 +122,17 @@ class StateStore:
             raise StateError(f"{self.path}: no state file here yet")
         if not read_only:
             self.path.parent.mkdir(parents=True, exist_ok=True)
+        _check_is_duckdb(self.path)
         try:
             self.con: duckdb.DuckDBPyConnection = duckdb.connect(
                 str(self.path), read_only=read_only
             )
         except duckdb.Error as exc:
-            raise StateError(f"{self.path}: cannot open the state file ({exc})") from exc
+            raise StateError(_open_error(self.path, exc)) from exc
         self._run("SET TimeZone = 'UTC'")
         self._registered: list[str] = []
         try:
+            self._check_is_custsync(read_only=read_only)
             self.schema_version: int = (
                 self._current_version() if read_only else self.migrate(migrations())
             )
@@ -184,6 +189,17 @@ class StateStore:
         if relation is None:  # a statement, not a query
             raise TypeError(f"not a query: {query[:40]!r}")
         return relation.pl()
+
+    def _check_is_custsync(self, *, read_only: bool) -> None:
+        """Refuse a DuckDB file custsync did not create: reading it would fail on the first
+        view, and migrating it would add custsync's tables to someone else's database."""
+        tables = {name for (name,) in self._run("SELECT table_name FROM information_schema.tables")}
+        if "schema_version" in tables or (not read_only and not tables):
+            return  # custsync's, or a new (empty) file to set up
+        raise StateError(
+            f"{self.path}: a DuckDB file, but not a custsync state file (no schema_version"
+            " table): point --state or CUSTSYNC_STATE at the state file"
+        )
 
     def _current_version(self) -> int:
         exists = self._run(
@@ -690,6 +706,37 @@ def _refuse_outcomes(outcomes: pl.DataFrame, refused: pl.DataFrame) -> pl.DataFr
         .otherwise(pl.col("message"))
         .alias("message"),
     )
+
+
+def _check_is_duckdb(path: Path) -> None:
+    """Refuse an existing file that is not a DuckDB database, before DuckDB opens it (DuckDB
+    opens a CSV file as an in-memory database: a sync would record nothing)."""
+    offset, magic = _DUCKDB_MAGIC
+    try:
+        with path.open("rb") as file:
+            head = file.read(offset + len(magic))
+    except FileNotFoundError:
+        return  # a new state file
+    except OSError as exc:
+        raise StateError(f"{path}: cannot read the state file ({exc.strerror})") from exc
+    if head and head[offset:] != magic:
+        raise StateError(
+            f"{path}: not a custsync state file (not a DuckDB database; an extract?): point"
+            " --state or CUSTSYNC_STATE at the state file"
+        )
+
+
+def _open_error(path: Path, exc: duckdb.Error) -> str:
+    """One line saying why DuckDB could not open ``path``."""
+    text = " ".join(str(exc).split())
+    if "Conflicting lock" in text:
+        holder = _LOCK_HOLDER.search(text)
+        pid = f" (PID {holder.group(1)})" if holder else ""
+        return (
+            f"{path}: locked by another process{pid}, probably a sync still running: try again"
+            " when it has finished"
+        )
+    return f"{path}: cannot open the state file ({text})"
 
 
 def _conform(frame: pl.DataFrame, schema: pl.Schema, params: Mapping[str, Any]) -> pl.DataFrame:

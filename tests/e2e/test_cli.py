@@ -148,7 +148,7 @@ def test_a_state_file_in_use_is_exit_2_with_a_clear_message(
     holder = subprocess.Popen(
         [sys.executable, "-c",
          "import sys, time; from pipelines.state.store import StateStore; "
-         "s = StateStore(sys.argv[1]); print('held', flush=True); time.sleep(60)",
+         "s = StateStore(sys.argv[1]); print('held', flush=True); time.sleep(600)",
          env["CUSTSYNC_STATE"]],
         stdout=subprocess.PIPE, text=True,
     )  # fmt: skip
