@@ -103,7 +103,7 @@ class BatchExecutor:
         except ProviderError as exc:
             # The bulk fetch failed for good: every update of this batch fails with that reason.
             for row in updates:
-                self._fail(result, row, exc)
+                self.fail(result, row, exc)
             failed = {r.plan_id for r in updates}
             rows = [r for r in rows if r.plan_id not in failed]
         result.fatal = await gather_or_halt(
@@ -176,9 +176,9 @@ class BatchExecutor:
             # A create whose effect is unknown even after the connector's own reconciliation.
             # Its outcome carries no plan id, so recording it leaves the journal intent pending
             # (atomically): the next run reconciles it before anything is created again.
-            self._fail(result, row, exc, keep_pending=row.action == "create")
+            self.fail(result, row, exc, keep_pending=row.action == "create")
         except ProviderError as exc:
-            self._fail(result, row, exc)
+            self.fail(result, row, exc)
         finally:
             if self._progress is not None:
                 self._progress(1)
@@ -424,9 +424,10 @@ class BatchExecutor:
             result, row, "ambiguous", message=f"{why}: left for a person to resolve ({ids})"
         )
 
-    def _fail(
+    def fail(
         self, result: BatchResult, row: PlanRow, exc: ProviderError, *, keep_pending: bool = False
     ) -> None:
+        """Record ``row`` as failed with the provider's status, error class, code and message."""
         self.record(
             result,
             row,

@@ -54,15 +54,7 @@ def settle_unfinished(
         refusal = result.refusals.get(row.plan_id)
         if refusal is not None and not isinstance(refusal, CallHalted):
             # Answered (401/403) or refused before sending (a setting): certainly not done.
-            executor.record(
-                result,
-                row,
-                "failed",
-                http_status=refusal.status,
-                error_class=type(refusal).__name__,
-                error_code=refusal.code,
-                message=refusal.message,
-            )
+            executor.fail(result, row, refusal)
         else:
             executor.record(
                 result,
