@@ -132,6 +132,7 @@ def run_and_exit(
         state = await call()
         return await state.result(raise_on_failure=False)
 
+    check_prefect_api()
     try:
         summary = asyncio.run(main())
     finally:
@@ -152,6 +153,29 @@ def run_and_exit(
     if summary["exit_code"] >= ExitCode.BAD_INPUT:
         click.echo(f"error: {summary['message']}", err=True)
     sys.exit(int(summary["exit_code"]))
+
+
+def check_prefect_api() -> None:
+    """Exit 2 with one line when a configured Prefect API does not answer at all.
+
+    Prefect would fail the run's start with a ``RuntimeError`` ("Failed to reach API"), which
+    is a setting to fix (``PREFECT_API_URL``, or a server to start), not a bug of custsync's.
+    Any HTTP answer counts as reachable: Prefect Cloud answers ``/health`` only with a key.
+    """
+    import httpx
+    from prefect.settings import get_current_settings
+
+    url = get_current_settings().api.url
+    if not url:
+        return  # no server configured: Prefect starts its temporary one
+    try:
+        httpx.get(f"{url.rstrip('/')}/health", timeout=10.0)
+    except httpx.HTTPError as exc:
+        fail(
+            f"the Prefect API at {url} does not answer ({type(exc).__name__}): start the "
+            "server (`prefect server start`), or unset PREFECT_API_URL to run without one",
+            ExitCode.BAD_INPUT,
+        )
 
 
 def crashed(report: crash.CrashReport) -> None:
