@@ -307,15 +307,19 @@ class Run:
         # One streaming pass: normalise, validate, map, hash, diff (rejected keys are never
         # planned for deletion). Remote ids and merge bases are filled in when the plan is
         # stored, so the run executes from the stored plan.
-        planned = build_plan(
-            extract.frame,
-            snapshot,
-            target=target,
-            mode=cast(Mode, spec.mode),
-            entity_id=self.settings.verifone_entity_id if target == "verifone" else None,
-            failures=self.store.failures(target),
-            quarantine_after=self.settings.quarantine_after,
-        )
+        try:
+            planned = build_plan(
+                extract.frame,
+                snapshot,
+                target=target,
+                mode=cast(Mode, spec.mode),
+                entity_id=self.settings.verifone_entity_id if target == "verifone" else None,
+                failures=self.store.failures(target),
+                quarantine_after=self.settings.quarantine_after,
+            )
+        except pl.exceptions.PolarsError:
+            extract.check_readable()  # a damaged Parquet file is bad input: ExtractError
+            raise  # every file decodes: not the input's fault
         self.store.write_rejects(self.run_id, target, planned.rejects)
         self.valid_rows, self.unchanged = planned.valid_rows, planned.unchanged
         actions = planned.plan

@@ -74,3 +74,26 @@ def test_a_prefect_api_that_does_not_answer_is_exit_2_not_a_crash(env: dict[str,
     assert done.returncode == 2, done.stdout + done.stderr
     assert "Traceback" not in done.stdout + done.stderr and "crash" not in done.stderr
     assert url in done.stderr and "PREFECT_API_URL" in done.stderr
+
+
+def test_damaged_parquet_pages_are_exit_2_naming_the_file(
+    tmp_path: Path, env: dict[str, str], sandbox: SandboxServer, api_url: str
+) -> None:
+    # The footer is intact, so the file opens; its pages fail when the planner decodes them.
+    env = {**env, "PREFECT_API_URL": api_url}
+    assert run_cli("sync", str(DAY1), "--target", "sumup", env=env).returncode == 0
+    path = tmp_path / "day2.parquet"
+    pl.read_csv(DAY1, infer_schema=False).write_parquet(path, compression="uncompressed")
+    content = bytearray(path.read_bytes())
+    content[100:3000] = b"\xff" * 2900
+    path.write_bytes(bytes(content))
+    before = total_calls(sandbox)
+
+    done = run_cli("sync", str(path), "--target", "sumup", "--mode", "mirror", env=env)
+
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert "Traceback" not in done.stdout + done.stderr and "crash" not in done.stderr
+    assert "damaged data pages" in done.stderr and str(path) in done.stderr
+    assert total_calls(sandbox) == before
+    with duckdb.connect(env["CUSTSYNC_STATE"], read_only=True) as con:
+        assert con.execute("SELECT count(*) FROM snapshot").fetchone() == (40,)

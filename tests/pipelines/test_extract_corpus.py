@@ -127,5 +127,15 @@ def test_damaged_parquet_pages_are_an_extract_error_not_a_crash_later(tmp_path: 
     content[200:400] = b"\xff" * 200
     path.write_bytes(bytes(content))
     assert pq.read_schema(path).names == ["external_id", "first_name"]
-    error = _error([path])
-    assert error.file == str(path) and "damaged data pages" in error.message
+    result = read_extract([path])  # lazily: the pages are decoded when the plan collects them
+    with pytest.raises(pl.exceptions.PolarsError):
+        result.frame.collect()
+    with pytest.raises(ExtractError) as raised:
+        result.check_readable()
+    assert raised.value.file == str(path) and "damaged data pages" in raised.value.message
+
+
+def test_an_intact_parquet_file_checks_readable(tmp_path: Path) -> None:
+    path = tmp_path / "x.parquet"
+    _parquet(path)
+    read_extract([path]).check_readable()
