@@ -82,6 +82,18 @@ def _length(name: str) -> pl.Expr:
     return pl.col(name).str.len_chars()
 
 
+def _control_rule(name: str) -> _Rule:
+    """A value holding one of :data:`CONTROL_CHARACTERS`; not shown (the mask would keep it)."""
+    return _Rule(
+        name,
+        "control_character",
+        pl.col(name).str.contains_any(list(CONTROL_CHARACTERS)),
+        pl.lit("holds a control character (U+0000-U+001F other than tab and line breaks)"),
+        shows_value=False,
+        chars=CONTROL_CHARACTERS,
+    )
+
+
 def _field_rules(field: Field, target: Target) -> list[_Rule]:
     name, col = field.column, pl.col(field.column)
     where = f"{_TARGET_NAMES[target]} {field.path}"
@@ -138,16 +150,7 @@ def _field_rules(field: Field, target: Target) -> list[_Rule]:
                 pl.lit("not a calendar date in ISO form YYYY-MM-DD"),
             )
         )
-    rules.append(
-        _Rule(
-            name,
-            "control_character",
-            col.str.contains_any(list(CONTROL_CHARACTERS)),
-            pl.lit("holds a control character (U+0000-U+001F other than tab and line breaks)"),
-            shows_value=False,
-            chars=CONTROL_CHARACTERS,
-        )
-    )
+    rules.append(_control_rule(name))
     if target == "verifone":
         rules.append(
             _Rule(
@@ -187,14 +190,7 @@ def rules_for(target: Target) -> list[_Rule]:
             shows_value=False,
             max_chars=MAX_FIELD_CHARS,
         ),
-        _Rule(
-            "external_id",
-            "control_character",
-            pl.col("external_id").str.contains_any(list(CONTROL_CHARACTERS)),
-            pl.lit("holds a control character (U+0000-U+001F other than tab and line breaks)"),
-            shows_value=False,
-            chars=CONTROL_CHARACTERS,
-        ),
+        _control_rule("external_id"),
         _Rule(
             "status",
             "status",
