@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
-from typing import Any, cast
+from typing import Any
 
 import orjson
 
@@ -29,7 +29,6 @@ from pipelines.batch import (
 from pipelines.reconcile import find_matches
 from transforms.mapping import content_hash, content_key, payload_from_remote
 from transforms.merge import three_way_merge
-from transforms.schema import Target
 
 OwnersHook = Callable[[Sequence[str]], Mapping[str, str]]
 """Given remote ids, the snapshot key owning each (absent: none): the state store's view."""
@@ -71,7 +70,7 @@ class BatchExecutor:
         owners: OwnersHook | None = None,
     ) -> None:
         self.connector = connector
-        self.target = cast(Target, connector.target)
+        self.target = connector.target
         self.run_id = run_id
         self.options = options or ExecutionOptions()
         self._progress = progress

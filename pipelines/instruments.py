@@ -7,8 +7,8 @@ from collections.abc import Set
 import orjson
 import polars as pl
 
+from connectors.providers.registry import get_provider
 from transforms.diff import plan_id
-from transforms.mapping import sumup_customer_id
 
 _PLAN_SCHEMA = {
     name: pl.String
@@ -22,14 +22,21 @@ def plan_deactivations(
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Plan rows (action ``deactivate``) and rejects for an ``external_id, token`` frame.
 
-    SumUp's customer id derives from the external id, so no snapshot is needed; a row whose
-    plan id is in ``done`` (deactivated by an earlier run) is left out, so a rerun sends nothing.
-    Verifone customers have no instruments: every row is rejected for it.
+    The customer id derives from the external id (a client-chosen id, SumUp's), so no snapshot
+    is needed; a row whose plan id is in ``done`` (deactivated by an earlier run) is left out,
+    so a rerun sends nothing. A target without payment instruments (Verifone) rejects every row.
     """
+    provider = get_provider(target)
+    rule = provider.target.client_id
+    unsupported = None
+    if not provider.capabilities.instruments:
+        unsupported = f"{provider.target.title} customers have no instruments"
+    elif rule is None:
+        unsupported = f"{provider.target.title} ids are not derived from the key"
     rows, rejects = [], []
     for ext, token in instruments.select("external_id", "token").iter_rows():
-        if target != "sumup":
-            rejects.append((ext, "token", "unsupported", "Verifone customers have no instruments"))
+        if unsupported is not None or rule is None:
+            rejects.append((ext, "token", "unsupported", unsupported))
             continue
         if not ext or not token:
             rejects.append((ext, "token", "required", "external_id and token are required"))
@@ -38,9 +45,7 @@ def plan_deactivations(
         if pid in done:
             continue
         payload = orjson.dumps({"token": token}).decode()
-        rows.append(
-            (pid, ext, "deactivate", sumup_customer_id(ext), payload, "instruments extract")
-        )
+        rows.append((pid, ext, "deactivate", rule.of(ext), payload, "instruments extract"))
     return (
         pl.DataFrame(rows, schema=_PLAN_SCHEMA, orient="row"),
         pl.DataFrame([(*r, None) for r in rejects], schema=_REJECT_SCHEMA, orient="row"),

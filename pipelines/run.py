@@ -34,36 +34,15 @@ from pipelines.instruments import plan_deactivations
 from pipelines.progress import listener
 from pipelines.recover import settle_pending
 from pipelines.settings import Settings, SettingsError, load_settings
+from pipelines.spec import RunSpec
 from pipelines.state.frames import calls_frame, outcomes_frame, snapshot_frame
 from pipelines.state.store import DIFF_COLUMNS, StateStore
 from pipelines.summary import build_summary, failed_records
 from transforms.planner import build_plan
-from transforms.schema import Mode, Target
+from transforms.schema import Mode
 from transforms.twins import Twins, find_twins
 
 log = logging.getLogger("custsync")
-
-
-@dataclass(frozen=True)
-class RunSpec:
-    """What the caller asked for (flow parameters, JSON-able, no secrets)."""
-
-    flow: str
-    extract: tuple[str, ...]
-    target: str
-    mode: str = "upsert"
-    dry_run: bool = False
-    instruments: tuple[str, ...] = ()
-    mapping: str | None = None
-    allow_deletes: bool = False
-    allow_empty: bool = False
-    max_delete_fraction: float | None = None
-    rate_limit: float | None = None
-    concurrency: int | None = None
-    batch_size: int | None = None
-    state: str | None = None
-    adopt_by: tuple[str, ...] = ()
-    """Migration: payload fields to adopt an existing remote customer by before creating."""
 
 
 @dataclass(frozen=True)
@@ -112,6 +91,7 @@ class Run:
             batch_size=spec.batch_size,
             max_delete_fraction=spec.max_delete_fraction,
         )
+        settings.provider(spec.target)  # an unknown target: SettingsError, nothing recorded
         store = StateStore(settings.state)
         params = {
             k: v
@@ -157,7 +137,7 @@ class Run:
 
     def _unreachable(self) -> FatalError | None:
         target = self.spec.target
-        return self._breaker.error(target, getattr(self.settings, f"{target}_base_url"))
+        return self._breaker.error(target, self.settings.provider(target).base_url)
 
     async def aclose(self) -> None:
         """Close the connector; the store stays open until :meth:`finish`.
@@ -296,7 +276,7 @@ class Run:
         return 0
 
     def _make_plan(self) -> int:
-        spec, target = self.spec, cast(Target, self.spec.target)
+        spec, target = self.spec, self.spec.target
         extract = read_extract(
             list(spec.extract), mapping=Path(spec.mapping) if spec.mapping else None
         )
@@ -313,7 +293,7 @@ class Run:
                 snapshot,
                 target=target,
                 mode=cast(Mode, spec.mode),
-                entity_id=self.settings.verifone_entity_id if target == "verifone" else None,
+                constants=self.settings.constants(target),
                 failures=self.store.failures(target),
                 quarantine_after=self.settings.quarantine_after,
             )

@@ -10,13 +10,15 @@ from __future__ import annotations
 import os
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
+from connectors.config import ClientConfig
+from connectors.providers.base import Provider, ProviderSettings
+from connectors.providers.registry import UnknownProvider, get_provider, providers
 from connectors.secret import Secret
 
-SANDBOX_URL = "http://127.0.0.1:8765"
 PREFIX = "CUSTSYNC_"
 
 
@@ -24,43 +26,69 @@ class SettingsError(ValueError):
     """A setting is missing or malformed (CLI exit code 2)."""
 
 
+_CLIENT = ClientConfig()
+
+
 @dataclass(frozen=True)
 class Settings:
     """Everything a run needs that is not an input file.
 
     Every field maps to ``CUSTSYNC_<FIELD NAME IN UPPER CASE>`` and to the key of the same
-    name in ``custsync.toml``; the environment wins.
+    name in ``custsync.toml``; the environment wins. Each registered provider's settings
+    (:class:`~connectors.providers.base.ProviderSetting`) map the same way, under the
+    provider's name: ``CUSTSYNC_VERIFONE_ENTITY_ID``, ``verifone_entity_id``.
     """
 
     state: Path = Path("data/custsync.duckdb")
-    verifone_base_url: str = SANDBOX_URL
-    verifone_token: Secret | None = None
-    verifone_user: str | None = None
-    verifone_api_key: Secret | None = None
-    verifone_entity_id: str = "sandbox-entity"
-    sumup_base_url: str = SANDBOX_URL
-    sumup_api_key: Secret | None = None
     rate_limit: float | None = None
     """Requests per second per target; ``None`` = adaptive (start at ``adaptive_start_rate``)."""
-    adaptive_start_rate: float = 50.0
-    concurrency: int = 8
+    adaptive_start_rate: float = _CLIENT.adaptive_start_rate
+    concurrency: int = _CLIENT.max_in_flight
     batch_size: int = 500
-    max_attempts: int = 6
+    max_attempts: int = _CLIENT.max_attempts
     max_delete_fraction: float = 0.10
     quarantine_after: int = 5
     """A record whose action failed in this many runs is quarantined (planned no more)."""
+    providers: Mapping[str, ProviderSettings] = field(default_factory=dict)
+    """Provider name → its settings (a provider absent here has its defaults)."""
 
     def with_overrides(self, **overrides: Any) -> Settings:
         """Return a copy with the given non-``None`` fields replaced."""
         return replace(self, **{k: v for k, v in overrides.items() if v is not None})
 
+    def provider(self, name: str) -> ProviderSettings:
+        """The settings of provider ``name``; :class:`SettingsError` if none is registered."""
+        found = self.providers.get(name)
+        if found is not None:
+            return found
+        try:
+            return _defaults(get_provider(name))
+        except UnknownProvider as exc:
+            raise SettingsError(str(exc)) from None
 
-_SECRET_FIELDS = {"verifone_token", "verifone_api_key", "sumup_api_key"}
+    def constants(self, name: str) -> dict[str, str]:
+        """Provider ``name``'s constant body values (body path → its setting's value)."""
+        values = self.provider(name)
+        constants = get_provider(name).target.constants
+        return {path: str(values.get(setting) or "") for path, setting in constants.items()}
+
+    def with_provider(self, name: str, **values: Any) -> Settings:
+        """A copy whose provider ``name`` has ``values`` replaced (``None`` values skipped)."""
+        given = {k: v for k, v in values.items() if v is not None}
+        merged = {**self.providers, name: self.provider(name).replace(**given)}
+        return replace(self, providers=merged)
+
+
+def _defaults(provider: Provider) -> ProviderSettings:
+    return ProviderSettings(provider.name, {s.name: s.default for s in provider.settings})
+
+
+def _provider_keys() -> dict[str, tuple[Provider, str, bool]]:
+    """``custsync.toml`` key → (provider, setting name, secret) for every provider setting."""
+    return {f"{p.name}_{s.name}": (p, s.name, s.secret) for p in providers() for s in p.settings}
 
 
 def _coerce(name: str, raw: Any, annotation: str) -> Any:
-    if name in _SECRET_FIELDS:
-        return Secret(str(raw)) if raw not in (None, "") else None
     try:
         if "Path" in annotation:
             return Path(str(raw))
@@ -83,24 +111,37 @@ def load_settings(
     env = os.environ if env is None else env
     path = config_file or Path(env.get(f"{PREFIX}CONFIG", "custsync.toml"))
     values: dict[str, Any] = {}
+    provider_keys = _provider_keys()
     if path.exists():
         try:
             values.update(tomllib.loads(path.read_text(encoding="utf-8")))
         except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
             raise SettingsError(f"cannot read {path}: {exc}") from exc
-        leaked = _SECRET_FIELDS & values.keys()
+        leaked = {key for key in values if key in provider_keys and provider_keys[key][2]}
         if leaked:
             raise SettingsError(
                 f"{path}: {', '.join(sorted(leaked))} must come from the environment "
                 "or a Prefect Secret block, not from a file"
             )
-    known = {f.name: str(f.type) for f in fields(Settings)}
-    unknown = set(values) - set(known)
+    known = {f.name: str(f.type) for f in fields(Settings) if f.name != "providers"}
+    unknown = set(values) - set(known) - set(provider_keys)
     if unknown:
         raise SettingsError(f"{path}: unknown setting(s) {', '.join(sorted(unknown))}")
-    for name in known:
+    for name in (*known, *provider_keys):
         raw = env.get(PREFIX + name.upper())
         if raw is not None and raw != "":
             values[name] = raw
-    coerced = {name: _coerce(name, raw, known[name]) for name, raw in values.items()}
-    return Settings(**coerced)
+    common = {n: _coerce(n, raw, known[n]) for n, raw in values.items() if n in known}
+    by_provider: dict[str, dict[str, Any]] = {}
+    for provider in providers():
+        by_provider[provider.name] = dict(_defaults(provider))
+    for key, raw in values.items():
+        if key not in provider_keys:
+            continue
+        provider, name, secret = provider_keys[key]
+        if secret:
+            by_provider[provider.name][name] = Secret(str(raw)) if raw not in (None, "") else None
+        else:
+            by_provider[provider.name][name] = str(raw)
+    common["providers"] = {n: ProviderSettings(n, v) for n, v in by_provider.items()}
+    return Settings(**common)

@@ -26,7 +26,7 @@ from __future__ import annotations
 import polars as pl
 
 from transforms.canonical import hex_digest, sha256_text
-from transforms.schema import Mode, Target
+from transforms.schema import Mode
 
 PLAN_SCHEMA = pl.Schema(
     {
@@ -115,7 +115,7 @@ def plan_actions(
     mapped: pl.DataFrame,
     snapshot: pl.DataFrame,
     *,
-    target: Target,
+    target: str,
     mode: Mode,
     failures: pl.DataFrame | None = None,
     quarantine_after: int = 5,

@@ -25,9 +25,9 @@ from dataclasses import dataclass
 import polars as pl
 
 from transforms.diff import plan_actions
-from transforms.mapping import mapped_frame
+from transforms.mapping import Constants, mapped_frame
 from transforms.normalise import normalise
-from transforms.schema import Mode, Target
+from transforms.schema import Mode
 from transforms.validate import REJECTS_SCHEMA, row_is_broken, validate
 
 _ROW = "__source_row"
@@ -90,9 +90,9 @@ def build_plan(
     frame: pl.LazyFrame,
     snapshot: pl.DataFrame,
     *,
-    target: Target,
+    target: str,
     mode: Mode,
-    entity_id: str | None = None,
+    constants: Constants | None = None,
     failures: pl.DataFrame | None = None,
     quarantine_after: int = 5,
 ) -> PlanResult:
@@ -103,7 +103,8 @@ def build_plan(
     ``remote_id`` and ``payload`` columns, the plan's ``remote_id`` and ``base_payload`` are
     filled from them (otherwise :meth:`StateStore.write_plan
     <pipelines.state.store.StateStore.write_plan>` fills them from the snapshot table: then
-    execute from the stored plan). Rejected keys are protected from deletion. The other
+    execute from the stored plan). Rejected keys are protected from deletion. ``constants``
+    holds the target's constant body values (:func:`transforms.mapping.map_rows`); the other
     arguments are those of :func:`~transforms.diff.plan_actions`.
     """
     rows = normalise(frame.with_row_index(_ROW, offset=1))
@@ -133,7 +134,7 @@ def build_plan(
     stream = rows.with_columns(bad.alias("__bad"), pl.lit(True).alias("__in_m"))
     carry: list[str | pl.Expr] = ["__bad", "__in_m", _ROW]
     hashed = mapped_frame(
-        stream, target, entity_id=entity_id, carry=carry, payload=False, hashed=False
+        stream, target, constants=constants, carry=carry, payload=False, hashed=False
     )
     out = (
         hashed.with_columns(_key_hashes(key))
@@ -163,7 +164,7 @@ def build_plan(
     candidates = mapped_frame(
         subset.join(changed.lazy(), on=_ROW),
         target,
-        entity_id=entity_id,
+        constants=constants,
         carry=["content_key"],
         keyed=False,
     ).collect()  # a few rows, many columns: the in-memory engine spreads the columns over cores

@@ -10,13 +10,9 @@ from typing import Literal, get_args
 
 import polars as pl
 
-Target = Literal["verifone", "sumup"]
-"""A payment provider custsync syncs into."""
-
 Mode = Literal["mirror", "upsert", "update-only", "create-only"]
 """How a sync treats the difference between extract and snapshot (see :mod:`transforms.diff`)."""
 
-TARGETS: tuple[Target, ...] = get_args(Target)
 MODES: tuple[Mode, ...] = get_args(Mode)
 
 _ADDRESS = ("address_1", "address_2", "address_3", "city", "state", "postal_code", "country_code")

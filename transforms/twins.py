@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 
 import polars as pl
 
+from transforms.target import describe
+
 
 @dataclass(frozen=True)
 class Twins:
@@ -44,13 +46,13 @@ class Twins:
 
 
 def find_twins(plan: pl.DataFrame, *, target: str, adopt_by: Sequence[str] = ()) -> Twins:
-    """Twin groups among ``plan``'s creates (Verifone only) and adopt-by rivals.
+    """Twin groups among ``plan``'s creates (server-assigned ids only) and adopt-by rivals.
 
     ``plan`` has :data:`transforms.diff.PLAN_SCHEMA`'s ``external_id``, ``action``,
     ``payload`` and ``content_key`` columns. Content twins have equal content keys (over every
     field sent): a 64-bit collision could only put two creates in one group, which costs
-    serialising them, never a wrong adoption. SumUp ids are chosen by the client from the key,
-    so SumUp creates have no twins.
+    serialising them, never a wrong adoption. Ids a client chooses from the key (SumUp) leave
+    creates no twins.
     """
     creates = plan.filter(pl.col("action") == "create").select(
         "external_id", "payload", "content_key"
@@ -58,7 +60,7 @@ def find_twins(plan: pl.DataFrame, *, target: str, adopt_by: Sequence[str] = ())
     if creates.height < 2:
         return Twins()
     group_of: dict[str, str] = {}
-    if target == "verifone":
+    if describe(target).client_id is None:
         # A plan row without a content key (written by an older version) is grouped by payload.
         key = pl.coalesce(pl.col("content_key").cast(pl.String), pl.col("payload"))
         grouped = (

@@ -1,7 +1,7 @@
 """Validation: split a normalised extract into rows a target accepts and itemised rejects.
 
 Every rule is a vectorised polars expression that is true where a row breaks it; the rules a
-target gets come from its field table (:mod:`transforms.fields`), so a column is checked
+target gets come from its description (:mod:`transforms.target`), so a column is checked
 exactly when it is sent. A null or duplicated ``external_id`` rejects every row with that key
 (never first-wins): custsync cannot tell which of two rows the CRM meant.
 """
@@ -13,13 +13,9 @@ from dataclasses import dataclass
 import polars as pl
 
 from transforms.countries import ISO_3166_ALPHA2
-from transforms.fields import (
-    MAX_FIELD_CHARS,
-    TARGET_FIELDS,
-    VERIFONE_FORBIDDEN_CHARACTERS,
-    Field,
-)
-from transforms.schema import CANONICAL_COLUMNS, STATUSES, Target
+from transforms.fields import MAX_FIELD_CHARS, Field
+from transforms.schema import CANONICAL_COLUMNS, STATUSES
+from transforms.target import Requirement, TargetDescription, describe
 
 EMAIL_PATTERN = (
     r"^[a-z0-9.!#$%&'*+/=?^_`{|}~-]+"
@@ -50,7 +46,6 @@ REJECTS_SCHEMA = pl.Schema(
 """Columns of :attr:`Validated.rejects`. ``source_row`` is the 1-based position of the (first)
 offending row in the extract, files concatenated in the order given."""
 
-_TARGET_NAMES: dict[Target, str] = {"verifone": "Verifone", "sumup": "SumUp"}
 _ROW = "__row"
 _COUNT = "__key_rows"
 
@@ -94,9 +89,9 @@ def _control_rule(name: str) -> _Rule:
     )
 
 
-def _field_rules(field: Field, target: Target) -> list[_Rule]:
+def _field_rules(field: Field, target: TargetDescription) -> list[_Rule]:
     name, col = field.column, pl.col(field.column)
-    where = f"{_TARGET_NAMES[target]} {field.path}"
+    where = f"{target.title} {field.path}"
     rules = [
         _Rule(
             name,
@@ -151,14 +146,14 @@ def _field_rules(field: Field, target: Target) -> list[_Rule]:
             )
         )
     rules.append(_control_rule(name))
-    if target == "verifone":
+    if target.forbidden_characters:
         rules.append(
             _Rule(
                 name,
                 "forbidden_character",
-                col.str.contains_any(list(VERIFONE_FORBIDDEN_CHARACTERS)),
-                pl.lit("Verifone does not allow a backslash in customer fields"),
-                chars=VERIFONE_FORBIDDEN_CHARACTERS,
+                col.str.contains_any(list(target.forbidden_characters)),
+                pl.lit(target.forbidden_message or f"{target.title} refuses this character"),
+                chars=target.forbidden_characters,
             )
         )
     # An absent value breaks no field rule (whether it is required is a rule of its own).
@@ -176,8 +171,22 @@ def _field_rules(field: Field, target: Target) -> list[_Rule]:
     ]
 
 
-def rules_for(target: Target) -> list[_Rule]:
+def _requirement_rule(requirement: Requirement) -> _Rule:
+    present = [
+        pl.all_horizontal(pl.col(c).is_not_null() for c in group) for group in requirement.any_of
+    ]
+    return _Rule(
+        requirement.field,
+        requirement.rule,
+        ~pl.any_horizontal(present),
+        pl.lit(requirement.message),
+        shows_value=False,
+    )
+
+
+def rules_for(target: str) -> list[_Rule]:
     """Every row-level rule of ``target`` (the key rules are applied separately)."""
+    described = describe(target)
     rules = [
         _Rule(
             "external_id",
@@ -198,19 +207,9 @@ def rules_for(target: Target) -> list[_Rule]:
             pl.lit("status must be 'active', 'closed' or empty (active)"),
         ),
     ]
-    for field in TARGET_FIELDS[target]:
-        rules.extend(_field_rules(field, target))
-    if target == "verifone":
-        rules.append(
-            _Rule(
-                "company_name",
-                "name_or_company",
-                pl.col("company_name").is_null()
-                & (pl.col("first_name").is_null() | pl.col("last_name").is_null()),
-                pl.lit("Verifone needs company_name, or both first_name and last_name"),
-                shows_value=False,
-            )
-        )
+    for field in described.fields:
+        rules.extend(_field_rules(field, described))
+    rules.extend(_requirement_rule(r) for r in described.requirements)
     return rules
 
 
@@ -233,7 +232,7 @@ def mask(value: pl.Expr) -> pl.Expr:
     )
 
 
-def row_is_broken(target: Target) -> pl.Expr:
+def row_is_broken(target: str) -> pl.Expr:
     """True where a row breaks one of ``target``'s row-level rules (key rules aside)."""
     # The planner asks this of every row: a field's length limits become one comparison with
     # the smallest (its characters are counted once), its character rules one search for any
@@ -254,7 +253,7 @@ def row_is_broken(target: Target) -> pl.Expr:
     return pl.any_horizontal(checks).fill_null(False)
 
 
-def validate(frame: pl.LazyFrame, target: Target, *, row_index: str | None = None) -> Validated:
+def validate(frame: pl.LazyFrame, target: str, *, row_index: str | None = None) -> Validated:
     """Apply ``target``'s rules to a normalised extract (see :mod:`transforms.normalise`).
 
     Returns the rows that pass every rule and one reject per (key, field, rule) broken; rows

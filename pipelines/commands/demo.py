@@ -54,7 +54,7 @@ def _verifone_body(row: dict[str, Any], entity: str) -> dict[str, Any]:
 
 def _seed(admin: Any, day1: list[dict[str, Any]]) -> Path:
     """Pre-existing customers and instruments; returns the instruments extract for day 2."""
-    from transforms.mapping import sumup_customer_id
+    from connectors.providers.sumup import customer_id as sumup_customer_id
 
     with_email = [r for r in day1 if r.get("email")]
     admin.seed_verifone([_verifone_body(r, "sandbox-entity") for r in with_email[:3]])
@@ -77,11 +77,11 @@ def _seed(admin: Any, day1: list[dict[str, Any]]) -> Path:
 
 
 async def _demo(state: Path, console: Console) -> int:
+    from connectors.providers.sumup import customer_id as sumup_customer_id
     from connectors.sandbox.config import SandboxConfig
     from connectors.sandbox.server import SandboxServer
     from pipelines.flows.migrate import migrate_flow
     from pipelines.flows.sync import sync_flow
-    from transforms.mapping import sumup_customer_id
 
     worst = 0
     with SandboxServer(SandboxConfig()) as sb:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import click
 
 from pipelines.commands.common import (
@@ -10,47 +12,28 @@ from pipelines.commands.common import (
     prepare_prefect,
     run_and_exit,
 )
-from pipelines.commands.sync import flow_options
+from pipelines.commands.options import flow_parameters, spec_options
+from pipelines.spec import MIGRATE
 
 
 @click.command("migrate")
-@click.argument("extract", nargs=-1, required=True)
-@flow_options
-def migrate_command(
-    extract: tuple[str, ...],
-    target: str,
-    dry_run: bool,
-    state: str | None,
-    mapping: str | None,
-    rate: float | None,
-    concurrency: int | None,
-    batch_size: int | None,
-    as_json: bool,
-    verbose: bool,
-) -> None:
+@spec_options(MIGRATE)
+def migrate_command(as_json: bool, verbose: bool, **options: Any) -> None:
     """Migrate customer EXTRACT file(s) into a provider that already holds customers.
 
-    Adopts existing customers instead of creating duplicates (SumUp by customer_id, Verifone by
-    e-mail address, then company registration number), creates the rest, and reports adopted,
-    created and ambiguous records. Several matches are never guessed: they are left for a person.
+    Adopts existing customers instead of creating duplicates (by a client-chosen id where the
+    provider has one, as SumUp's customer_id; otherwise by the provider's adoption keys, for
+    Verifone the e-mail address, then the company registration number), creates the rest, and
+    reports adopted, created and ambiguous records. Several matches are never guessed: they are
+    left for a person.
     """
-    check_inputs(extract)
+    check_inputs(options["extract"])
     check_settings()
     prepare_prefect(verbose)
     from pipelines.flows.migrate import migrate_flow
 
     run_and_exit(
-        lambda: migrate_flow(
-            extract=list(extract),
-            target=target,
-            dry_run=dry_run,
-            mapping=mapping,
-            rate_limit=rate,
-            concurrency=concurrency,
-            batch_size=batch_size,
-            state=state,
-            return_state=True,
-        ),
+        lambda: migrate_flow(**flow_parameters(MIGRATE, options), return_state=True),
         as_json=as_json,
         verbose=verbose,
     )

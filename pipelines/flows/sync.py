@@ -7,7 +7,7 @@ retries: retries live in the connectors, and a failed record is retried by the n
 from __future__ import annotations
 
 import time
-from typing import Any, Literal
+from typing import Any
 
 import duckdb
 from prefect import flow, get_run_logger, task
@@ -20,13 +20,12 @@ from pipelines.connect import with_secret_blocks
 from pipelines.exit_codes import ExitCode
 from pipelines.extract import ExtractError
 from pipelines.progress import listener
-from pipelines.run import Run, RunSpec
+from pipelines.run import Run
 from pipelines.settings import SettingsError, load_settings
+from pipelines.spec import SYNC, RunSpec
 from pipelines.state.store import StateError
 from pipelines.summary import failed_records, to_markdown
-
-TargetName = Literal["verifone", "sumup"]
-ModeName = Literal["mirror", "upsert", "update-only", "create-only"]
+from transforms.schema import Mode
 
 _TASK = {"cache_policy": NO_CACHE, "persist_result": False, "retries": 0}
 
@@ -141,52 +140,38 @@ def _crashed_before_start(spec: RunSpec, exc: BaseException, started: float) -> 
 @flow(name="custsync-sync", persist_result=False, validate_parameters=True)
 async def sync_flow(
     extract: list[str],
-    target: TargetName,
-    mode: ModeName = "upsert",
-    dry_run: bool = False,
+    target: str,
+    mode: Mode = RunSpec.mode,
+    dry_run: bool = RunSpec.dry_run,
     instruments: list[str] | None = None,
-    mapping: str | None = None,
-    allow_deletes: bool = False,
-    allow_empty: bool = False,
-    max_delete_fraction: float | None = None,
-    rate_limit: float | None = None,
-    concurrency: int | None = None,
-    batch_size: int | None = None,
-    state: str | None = None,
+    mapping: str | None = RunSpec.mapping,
+    allow_deletes: bool = RunSpec.allow_deletes,
+    allow_empty: bool = RunSpec.allow_empty,
+    max_delete_fraction: float | None = RunSpec.max_delete_fraction,
+    rate_limit: float | None = RunSpec.rate_limit,
+    concurrency: int | None = RunSpec.concurrency,
+    batch_size: int | None = RunSpec.batch_size,
+    state: str | None = RunSpec.state,
 ) -> State[Any]:
     """Sync customer extract(s) to one provider.
 
+    The parameters are :class:`~pipelines.spec.RunSpec`'s (see its fields for each one's
+    meaning); credentials are never parameters.
+
     Args:
         extract: CSV/Parquet files or globs in the canonical extract format.
-        target: ``verifone`` or ``sumup``.
+        target: a registered provider (``verifone``, ``sumup``).
         mode: ``mirror`` (create, update, close, delete what left the extract), ``upsert`` (no
             deletes), ``update-only`` or ``create-only``.
         dry_run: plan and store the plan, send nothing.
-        instruments: extract(s) of ``external_id,token`` payment instruments to deactivate (SumUp).
+        instruments: extract(s) of ``external_id,token`` payment instruments to deactivate.
         mapping: a TOML file renaming the CRM's columns to canonical ones.
         allow_deletes: let a mirror run delete more than ``max_delete_fraction`` of the snapshot.
         allow_empty: let an empty extract through (otherwise the run stops, exit code 3).
-        max_delete_fraction: overrides the setting (default 0.10).
+        max_delete_fraction: overrides the setting.
         rate_limit: requests/s for the target (0 = no limit; unset = adaptive).
         concurrency: calls in flight at most.
         batch_size: planned actions per batch (one DuckDB transaction each).
         state: the DuckDB file (default ``$CUSTSYNC_STATE`` or ``data/custsync.duckdb``).
     """
-    return await run_flow(
-        RunSpec(
-            flow="sync",
-            extract=tuple(extract),
-            target=target,
-            mode=mode,
-            dry_run=dry_run,
-            instruments=tuple(instruments or ()),
-            mapping=mapping,
-            allow_deletes=allow_deletes,
-            allow_empty=allow_empty,
-            max_delete_fraction=max_delete_fraction,
-            rate_limit=rate_limit,
-            concurrency=concurrency,
-            batch_size=batch_size,
-            state=state,
-        )
-    )
+    return await run_flow(RunSpec.from_parameters(SYNC, locals()))

@@ -146,7 +146,7 @@ def generate(rows: int, workdir: Path, target: str, *, csv: bool) -> None:
     yesterday = keys.select(customers(i, pl.lit(0)))
     yesterday.sink_parquet(workdir / STOCK_SNAPSHOT)
     seed = workdir / "seed.parquet"
-    mapped_frame(yesterday, target, entity_id=ENTITY_ID).sink_parquet(seed)  # type: ignore[arg-type]
+    mapped_frame(yesterday, target, constants={"entity_id": ENTITY_ID}).sink_parquet(seed)  # type: ignore[arg-type]
     with StateStore(workdir / PRISTINE_STATE) as store:
         store.con.execute(
             "INSERT INTO snapshot (target, external_id, remote_id, content_hash, payload, status,"
@@ -232,7 +232,7 @@ def measure(source: Path, state: Path, target: str) -> dict[str, object]:
             snapshot,
             target=target,  # type: ignore[arg-type]
             mode="mirror",
-            entity_id=ENTITY_ID,
+            constants={"entity_id": ENTITY_ID},
             failures=failures,
         )
         step("build_plan_s")

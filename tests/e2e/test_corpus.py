@@ -26,12 +26,12 @@ from typing import Any
 import duckdb
 import pytest
 
+from connectors.providers.sumup import customer_id as sumup_customer_id
 from connectors.sandbox.server import SandboxServer
 from tests.e2e.cli_runner import Done, ForkingCli, Job
 from tests.e2e.conftest import CREDENTIALS, DAY1
 from tests.e2e.corpus import CASES, Case
 from tests.e2e.prefect_server import PrefectServer
-from transforms.mapping import sumup_customer_id
 
 pytestmark = pytest.mark.e2e
 

@@ -60,7 +60,7 @@ def test_verifone_migration_never_guesses(env: dict[str, str], sandbox: SandboxS
 
 
 def test_sumup_migration_adopts_by_customer_id(env: dict[str, str], sandbox: SandboxServer) -> None:
-    from transforms.mapping import sumup_customer_id
+    from connectors.providers.sumup import customer_id as sumup_customer_id
 
     ids = [sumup_customer_id(p["external_id"]) for p in _people()[:3]]
     sandbox.admin.seed_sumup(

@@ -71,7 +71,7 @@ def test_changed_extract_sends_exactly_the_calls_needed_verifone(
 
 
 def test_sumup_closure_deactivates_instruments(env: dict[str, str], sandbox: SandboxServer) -> None:
-    from transforms.mapping import sumup_customer_id
+    from connectors.providers.sumup import customer_id as sumup_customer_id
 
     sync(extract=[str(DAY1)], target="sumup")
     closing = (
@@ -204,7 +204,7 @@ def test_unreachable_provider_stops_fast_and_a_later_run_repairs(
 def test_explicit_instrument_deactivations_happen_once(
     env: dict[str, str], sandbox: SandboxServer, tmp_path: Path
 ) -> None:
-    from transforms.mapping import sumup_customer_id
+    from connectors.providers.sumup import customer_id as sumup_customer_id
 
     sync(extract=[str(DAY1)], target="sumup")
     ext = pl.read_csv(DAY1, infer_schema=False)["external_id"][0]

@@ -2,9 +2,9 @@ from __future__ import annotations
 
 import polars as pl
 
+from connectors.providers.sumup import customer_id as sumup_customer_id
 from pipelines.instruments import plan_deactivations
 from transforms.diff import plan_id
-from transforms.mapping import sumup_customer_id
 
 
 def frame(*rows: tuple[str | None, str | None]) -> pl.DataFrame:

@@ -10,9 +10,10 @@ from pipelines.settings import Settings, SettingsError, load_settings
 
 def test_defaults_point_at_the_sandbox(tmp_path: Path) -> None:
     s = load_settings(env={}, config_file=tmp_path / "absent.toml")
-    assert s.verifone_base_url == "http://127.0.0.1:8765"
+    assert s.provider("verifone").base_url == "http://127.0.0.1:8765"
     assert s.state == Path("data/custsync.duckdb")
-    assert s.sumup_api_key is None
+    assert s.provider("sumup")["api_key"] is None
+    assert Settings().provider("verifone")["entity_id"] == "sandbox-entity"
 
 
 def test_environment_beats_file(tmp_path: Path) -> None:
@@ -22,8 +23,9 @@ def test_environment_beats_file(tmp_path: Path) -> None:
         env={"CUSTSYNC_CONCURRENCY": "16", "CUSTSYNC_SUMUP_API_KEY": "sup_sk_x"}, config_file=cfg
     )
     assert s.concurrency == 16
-    assert s.verifone_entity_id == "from-file"
-    assert isinstance(s.sumup_api_key, Secret)
+    assert s.provider("verifone")["entity_id"] == "from-file"
+    assert s.constants("verifone") == {"entity_id": "from-file"}
+    assert isinstance(s.provider("sumup")["api_key"], Secret)
     assert "sup_sk_x" not in repr(s)
 
 
@@ -48,3 +50,14 @@ def test_bad_settings_are_clear_errors(tmp_path: Path, content: str, message: st
 def test_overrides_ignore_none() -> None:
     s = Settings().with_overrides(concurrency=3, batch_size=None)
     assert s.concurrency == 3 and s.batch_size == Settings().batch_size
+
+
+def test_an_unknown_provider_is_a_settings_error() -> None:
+    with pytest.raises(SettingsError, match="unknown target 'stripe': choose verifone or sumup"):
+        Settings().provider("stripe")
+
+
+def test_with_provider_replaces_only_given_values() -> None:
+    s = Settings().with_provider("verifone", entity_id="e-2", token=None)
+    assert s.provider("verifone")["entity_id"] == "e-2"
+    assert s.provider("verifone").base_url == Settings().provider("verifone").base_url

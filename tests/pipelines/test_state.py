@@ -514,7 +514,9 @@ def test_a_plan_built_from_hashes_alone_is_stored_complete(store: StateStore) ->
     on the full snapshot: remote ids and merge bases are filled in from the table."""
     entity = "entity-1"
     day1 = read_extract([DATA / "customers.csv"]).frame
-    seed = map_rows(validate(normalise(day1), "verifone").valid, "verifone", entity_id=entity)
+    seed = map_rows(
+        validate(normalise(day1), "verifone").valid, "verifone", constants={"entity_id": entity}
+    )
     seed = seed.with_columns(pl.format("uuid-{}", "external_id").alias("remote_id"))
     _record(store, _run(store, "verifone"), [], upserts=seed.to_dicts(), target="verifone")
     day2 = read_extract([DATA / "customers_day2.csv"]).frame
@@ -524,12 +526,12 @@ def test_a_plan_built_from_hashes_alone_is_stored_complete(store: StateStore) ->
         store.snapshot("verifone", columns=DIFF_COLUMNS),
         target="verifone",
         mode="mirror",
-        entity_id=entity,
+        constants={"entity_id": entity},
     )
     assert store.write_plan(run_id, "verifone", result.plan) == 13
     validated = validate(normalise(day2), "verifone")
     expected = plan_actions(
-        map_rows(validated.valid, "verifone", entity_id=entity),
+        map_rows(validated.valid, "verifone", constants={"entity_id": entity}),
         store.snapshot("verifone"),
         target="verifone",
         mode="mirror",

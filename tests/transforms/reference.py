@@ -23,9 +23,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from transforms.countries import ISO_3166_ALPHA2
-from transforms.fields import TARGET_FIELDS
 from transforms.mapping import content_hash, content_key
 from transforms.schema import CANONICAL_COLUMNS
+from transforms.target import describe
 
 # Unicode White_Space: what the trim of §2 removes (Rust's char::is_whitespace). Python's
 # str.strip() also strips U+001C..U+001F, which are not white space.
@@ -94,7 +94,7 @@ def broken_rules(row: Mapping[str, str | None], target: str) -> list[tuple[str, 
             out.append(("external_id", "control_character", False))
     if row["status"] not in ("active", "closed"):
         out.append(("status", "status", True))
-    for f in TARGET_FIELDS[target]:  # type: ignore[index]
+    for f in describe(target).fields:
         value = row[f.column]
         if value is None:
             continue
@@ -159,7 +159,7 @@ def payload(row: Mapping[str, str | None], target: str, entity_id: str) -> dict[
         body["entity_id"] = entity_id
     else:
         body["customer_id"] = sumup_id(str(row["external_id"]))
-    for f in TARGET_FIELDS[target]:  # type: ignore[index]
+    for f in describe(target).fields:
         value = row[f.column]
         if value is None:
             continue

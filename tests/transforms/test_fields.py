@@ -8,8 +8,9 @@ from typing import Any
 
 import pytest
 
+from connectors.providers.sumup import FIELDS as SUMUP_FIELDS
+from connectors.providers.verifone import FIELDS as VERIFONE_FIELDS
 from transforms.countries import ISO_3166_ALPHA2
-from transforms.fields import SUMUP_FIELDS, VERIFONE_FIELDS
 from transforms.schema import CANONICAL_COLUMNS
 
 CONTRACTS = Path(__file__).resolve().parents[1] / "contracts"

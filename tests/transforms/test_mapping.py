@@ -5,6 +5,7 @@ import json
 
 import pytest
 
+from connectors.providers.sumup import customer_id as sumup_customer_id
 from tests.transforms.conftest import ENTITY, extract, person
 from transforms.canonical import content_text
 from transforms.mapping import (
@@ -14,7 +15,6 @@ from transforms.mapping import (
     content_key,
     map_rows,
     payload_from_remote,
-    sumup_customer_id,
 )
 from transforms.normalise import normalise
 from transforms.validate import validate
@@ -23,7 +23,7 @@ from transforms.validate import validate
 def _mapped(target: str, **fields: str | None) -> dict[str, str | None]:
     valid = validate(normalise(extract([person("CRM-1", **fields)])), target).valid  # type: ignore[arg-type]
     assert valid.height == 1
-    return map_rows(valid, target, entity_id=ENTITY).row(0, named=True)  # type: ignore[arg-type]
+    return map_rows(valid, target, constants={"entity_id": ENTITY}).row(0, named=True)  # type: ignore[arg-type]
 
 
 FULL = {

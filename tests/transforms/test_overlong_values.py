@@ -17,7 +17,7 @@ from tests.transforms.conftest import ENTITY
 from transforms.mapping import map_rows
 from transforms.normalise import normalise
 from transforms.planner import build_plan
-from transforms.schema import EXTRACT_SCHEMA, Mode, Target
+from transforms.schema import EXTRACT_SCHEMA, Mode
 from transforms.validate import validate
 
 DAY1 = Path(__file__).resolve().parents[2] / "data" / "customers.csv"
@@ -37,9 +37,9 @@ def _day1() -> pl.DataFrame:
     return pl.read_csv(DAY1, infer_schema=False).select(EXTRACT_SCHEMA.names())
 
 
-def _snapshot(target: Target) -> pl.DataFrame:
+def _snapshot(target: str) -> pl.DataFrame:
     valid = validate(normalise(_day1().lazy()), target).valid
-    return map_rows(valid, target, entity_id=ENTITY).with_columns(
+    return map_rows(valid, target, constants={"entity_id": ENTITY}).with_columns(
         pl.coalesce("remote_id", pl.format("uuid-{}", "external_id"))
     )
 
@@ -50,7 +50,7 @@ def _snapshot(target: Target) -> pl.DataFrame:
 @pytest.mark.parametrize("count", [2, 40])
 def test_several_over_long_values_against_a_snapshot_are_rejects(
     tmp_path: Path,
-    target: Target,
+    target: str,
     column: str,
     length: int,
     rule: str,
@@ -74,7 +74,11 @@ def test_several_over_long_values_against_a_snapshot_are_rejects(
         day2.write_parquet(path)
 
     result = build_plan(
-        read_extract([path]).frame, _snapshot(target), target=target, mode=mode, entity_id=ENTITY
+        read_extract([path]).frame,
+        _snapshot(target),
+        target=target,
+        mode=mode,
+        constants={"entity_id": ENTITY},
     )
 
     broken = result.rejects.filter(pl.col("field") == column, pl.col("rule") == rule)

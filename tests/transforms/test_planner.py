@@ -14,7 +14,7 @@ from transforms.diff import plan_actions
 from transforms.mapping import map_rows
 from transforms.normalise import normalise
 from transforms.planner import build_plan
-from transforms.schema import EXTRACT_SCHEMA, Mode, Target
+from transforms.schema import EXTRACT_SCHEMA, Mode
 from transforms.validate import validate
 
 DATA = Path(__file__).resolve().parents[2] / "data"
@@ -25,17 +25,17 @@ def _csv(name: str) -> pl.LazyFrame:
     return frame.select(pl.col(c) for c in EXTRACT_SCHEMA.names()).lazy()
 
 
-def _snapshot(frame: pl.LazyFrame, target: Target) -> pl.DataFrame:
+def _snapshot(frame: pl.LazyFrame, target: str) -> pl.DataFrame:
     valid = validate(normalise(frame), target).valid
-    mapped = map_rows(valid, target, entity_id=ENTITY)
+    mapped = map_rows(valid, target, constants={"entity_id": ENTITY})
     return mapped.with_columns(pl.coalesce("remote_id", pl.format("uuid-{}", "external_id")))
 
 
 def _step_by_step(
-    frame: pl.LazyFrame, snapshot: pl.DataFrame, target: Target, mode: Mode, **kw: object
+    frame: pl.LazyFrame, snapshot: pl.DataFrame, target: str, mode: Mode, **kw: object
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
     validated = validate(normalise(frame), target)
-    mapped = map_rows(validated.valid, target, entity_id=ENTITY)
+    mapped = map_rows(validated.valid, target, constants={"entity_id": ENTITY})
     plan = plan_actions(
         mapped,
         snapshot,
@@ -49,11 +49,13 @@ def _step_by_step(
 
 @pytest.mark.parametrize("target", ["verifone", "sumup"])
 @pytest.mark.parametrize("mode", ["mirror", "upsert", "update-only", "create-only"])
-def test_sample_day_two_plans_the_same_both_ways(target: Target, mode: Mode) -> None:
+def test_sample_day_two_plans_the_same_both_ways(target: str, mode: Mode) -> None:
     snapshot = _snapshot(_csv("customers.csv"), target)
     day2 = _csv("customers_day2.csv")
     expected_plan, expected_rejects = _step_by_step(day2, snapshot, target, mode)
-    result = build_plan(day2, snapshot.drop("payload"), target=target, mode=mode, entity_id=ENTITY)
+    result = build_plan(
+        day2, snapshot.drop("payload"), target=target, mode=mode, constants={"entity_id": ENTITY}
+    )
     assert result.rejects.equals(expected_rejects)
     assert result.plan.drop("base_payload").equals(
         expected_plan.filter(pl.col("action") != "unchanged").drop("base_payload")
@@ -71,7 +73,11 @@ def test_sample_day_two_plans_the_same_both_ways(target: Target, mode: Mode) -> 
 def test_base_payloads_come_along_when_the_snapshot_has_them() -> None:
     snapshot = _snapshot(_csv("customers.csv"), "verifone")
     result = build_plan(
-        _csv("customers_day2.csv"), snapshot, target="verifone", mode="mirror", entity_id=ENTITY
+        _csv("customers_day2.csv"),
+        snapshot,
+        target="verifone",
+        mode="mirror",
+        constants={"entity_id": ENTITY},
     )
     updates = result.plan.filter(pl.col("action") == "update")
     assert updates["base_payload"].null_count() == 0
@@ -106,7 +112,7 @@ ROW = st.fixed_dictionaries(
 @settings(max_examples=25, deadline=None)
 @given(st.lists(ROW, max_size=8), st.lists(ROW, max_size=8))
 def test_random_extracts_plan_the_same_both_ways(
-    target: Target, yesterday: list[dict[str, str | None]], today: list[dict[str, str | None]]
+    target: str, yesterday: list[dict[str, str | None]], today: list[dict[str, str | None]]
 ) -> None:
     snapshot = _snapshot(extract(person(**r) for r in yesterday), target)  # type: ignore[misc]
     frame = extract(
@@ -121,7 +127,12 @@ def test_random_extracts_plan_the_same_both_ways(
         frame, snapshot, target, "mirror", failures=failures
     )
     result = build_plan(
-        frame, snapshot, target=target, mode="mirror", entity_id=ENTITY, failures=failures
+        frame,
+        snapshot,
+        target=target,
+        mode="mirror",
+        constants={"entity_id": ENTITY},
+        failures=failures,
     )
     assert result.rejects.equals(expected_rejects)
     assert result.plan.equals(expected_plan.filter(pl.col("action") != "unchanged"))
@@ -138,6 +149,8 @@ def test_an_unchanged_row_is_unchanged_the_next_day_whatever_it_holds() -> None:
         ]
     )
     snapshot = _snapshot(frame, "sumup")
-    result = build_plan(frame, snapshot, target="sumup", mode="mirror", entity_id=ENTITY)
+    result = build_plan(
+        frame, snapshot, target="sumup", mode="mirror", constants={"entity_id": ENTITY}
+    )
     assert result.plan.height == 0
     assert result.unchanged == 2

@@ -25,11 +25,14 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from connectors.providers.registry import provider_names
 from tests.transforms import reference as model
-from transforms.fields import TARGET_FIELDS
 from transforms.mapping import content_key
 from transforms.planner import build_plan
-from transforms.schema import CANONICAL_COLUMNS, EXTRACT_SCHEMA, MODES, TARGETS, Mode, Target
+from transforms.schema import CANONICAL_COLUMNS, EXTRACT_SCHEMA, MODES, Mode
+from transforms.target import describe
+
+TARGETS = provider_names()
 
 ENTITY = "entity-1"
 EXAMPLES = int(os.environ.get("CUSTSYNC_PROPERTY_EXAMPLES", "40"))
@@ -151,7 +154,7 @@ def value_for(column: str) -> st.SearchStrategy[str | None]:
         "title": TITLES,
         "tax_id": TAX_IDS,
     }
-    limits = {f.max_length for t in TARGETS for f in TARGET_FIELDS[t] if f.column == column}
+    limits = {f.max_length for t in TARGETS for f in describe(t).fields if f.column == column}
     limits.discard(None)
     options: list[st.SearchStrategy[Any]] = [
         free_text(),
@@ -254,7 +257,7 @@ def scenario(draw: st.DrawFn) -> dict[str, Any]:
 # -- the comparison ----------------------------------------------------------------------------
 
 
-def _snapshot(scen: dict[str, Any], target: Target) -> tuple[dict[str, model.Known], pl.DataFrame]:
+def _snapshot(scen: dict[str, Any], target: str) -> tuple[dict[str, model.Known], pl.DataFrame]:
     valid, _ = model.validate(scen["yesterday"], target)
     known: dict[str, model.Known] = {}
     for key, row in valid.items():
@@ -294,7 +297,7 @@ def _failures(failures: dict[str, model.Failure]) -> pl.DataFrame:
     )
 
 
-def check(scen: dict[str, Any], target: Target, mode: Mode) -> None:
+def check(scen: dict[str, Any], target: str, mode: Mode) -> None:
     """build_plan gives exactly what the model gives."""
     known, snapshot = _snapshot(scen, target)
     valid, rejects = model.validate(scen["today"], target)
@@ -308,7 +311,7 @@ def check(scen: dict[str, Any], target: Target, mode: Mode) -> None:
         snapshot,
         target=target,
         mode=mode,
-        entity_id=ENTITY,
+        constants={"entity_id": ENTITY},
         failures=_failures(scen["failures"]),
     )
     got_rejects = [
@@ -337,7 +340,7 @@ def build_plan_columns() -> tuple[str, ...]:
 @DEEP
 @given(scen=scenario())
 def test_build_plan_equals_the_reference_model(
-    target: Target, mode: Mode, scen: dict[str, Any]
+    target: str, mode: Mode, scen: dict[str, Any]
 ) -> None:
     check(scen, target, mode)
 
@@ -345,7 +348,7 @@ def test_build_plan_equals_the_reference_model(
 @DEEP
 @given(st.lists(dirty_row(), min_size=2, max_size=40), st.sampled_from(TARGETS))
 def test_many_rejected_rows_at_once_against_a_snapshot(
-    rows: list[dict[str, str | None]], target: Target
+    rows: list[dict[str, str | None]], target: str
 ) -> None:
     # Every row of the extract dirty, against a snapshot of clean keys: the combination the
     # planner panicked on (issue 15) was two over-long values against an existing snapshot.
