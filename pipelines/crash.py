@@ -46,7 +46,7 @@ CRASH_DIR_ENV = "CUSTSYNC_CRASH_DIR"
 _PACKAGES = ("custsync", "polars", "duckdb", "prefect", "httpx", "pyarrow")
 # Values of the command line that are never free text: the CLI's closed choices.
 _CHOICES = frozenset(
-    {"sync", "migrate", "report", "sandbox", "demo", "verifone", "sumup"}
+    {"sync", "migrate", "report", "sandbox", "demo"}
     | {"mirror", "upsert", "update-only", "create-only", "table", "json", "csv"}
 )
 
@@ -190,7 +190,9 @@ def safe_argv(argv: Sequence[str]) -> list[str]:
 
 
 def _safe_value(value: str) -> str:
-    if value in _CHOICES or _is_number(value):
+    from connectors.providers.registry import provider_names
+
+    if value in _CHOICES or value in provider_names() or _is_number(value):
         return value
     return "<…>"
 

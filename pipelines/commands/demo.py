@@ -17,6 +17,7 @@ import click
 import polars as pl
 from rich.console import Console
 
+from connectors.providers.registry import get_provider
 from pipelines.commands.common import prepare_prefect, print_frame, print_summary
 
 DATA = Path("data")
@@ -127,7 +128,8 @@ async def _demo(state: Path, console: Console) -> int:
             highlight=False,
         )
         for target in ("verifone", "sumup"):
-            extra = {"instruments": [str(instruments)]} if target == "sumup" else {}
+            has_instruments = get_provider(target).capabilities.instruments
+            extra = {"instruments": [str(instruments)]} if has_instruments else {}
             await show(
                 f"day 2: sync {DAY2} → {target} (mirror)",
                 await sync_flow(
