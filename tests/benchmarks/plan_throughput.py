@@ -146,7 +146,7 @@ def generate(rows: int, workdir: Path, target: str, *, csv: bool) -> None:
     yesterday = keys.select(customers(i, pl.lit(0)))
     yesterday.sink_parquet(workdir / STOCK_SNAPSHOT)
     seed = workdir / "seed.parquet"
-    mapped_frame(yesterday, target, constants={"entity_id": ENTITY_ID}).sink_parquet(seed)  # type: ignore[arg-type]
+    mapped_frame(yesterday, target, constants={"entity_id": ENTITY_ID}).sink_parquet(seed)
     with StateStore(workdir / PRISTINE_STATE) as store:
         store.con.execute(
             "INSERT INTO snapshot (target, external_id, remote_id, content_hash, payload, status,"
@@ -230,7 +230,7 @@ def measure(source: Path, state: Path, target: str) -> dict[str, object]:
         result = build_plan(
             extract.frame,
             snapshot,
-            target=target,  # type: ignore[arg-type]
+            target=target,
             mode="mirror",
             constants={"entity_id": ENTITY_ID},
             failures=failures,

@@ -18,8 +18,8 @@ from transforms.validate import validate
 def expected_payloads(extract: Path, target: str) -> dict[str, dict[str, Any]]:
     """external_id -> mapped payload, for the valid active rows of ``extract``."""
     frame = read_extract([extract]).frame
-    valid = validate(normalise(frame), target).valid  # type: ignore[arg-type]
-    mapped = map_rows(valid, target, entity_id="sandbox-entity")  # type: ignore[arg-type]
+    valid = validate(normalise(frame), target).valid
+    mapped = map_rows(valid, target, constants={"entity_id": "sandbox-entity"})
     return {
         row["external_id"]: orjson.loads(row["payload"])
         for row in mapped.iter_rows(named=True)
@@ -40,7 +40,7 @@ def remote_customers(sandbox: SandboxServer, target: str) -> dict[str, dict[str,
     """remote id -> payload-shaped record, as the sandbox holds them now."""
     state = sandbox.admin.state()[target]
     key = "id" if target == "verifone" else "customer_id"
-    return {str(c[key]): payload_from_remote(target, c) for c in state["customers"]}  # type: ignore[arg-type]
+    return {str(c[key]): payload_from_remote(target, c) for c in state["customers"]}
 
 
 def assert_in_step(sandbox: SandboxServer, state: str, target: str, extract: Path) -> None:

@@ -21,9 +21,9 @@ from transforms.validate import validate
 
 
 def _mapped(target: str, **fields: str | None) -> dict[str, str | None]:
-    valid = validate(normalise(extract([person("CRM-1", **fields)])), target).valid  # type: ignore[arg-type]
+    valid = validate(normalise(extract([person("CRM-1", **fields)])), target).valid
     assert valid.height == 1
-    return map_rows(valid, target, constants={"entity_id": ENTITY}).row(0, named=True)  # type: ignore[arg-type]
+    return map_rows(valid, target, constants={"entity_id": ENTITY}).row(0, named=True)
 
 
 FULL = {
@@ -225,6 +225,6 @@ def test_payload_from_remote_is_the_mapped_shape(target: str) -> None:
                 k: v for k, v in sent["personal_details"].items() if k != "address"
             },
         }
-    assert payload_from_remote(target, remote) == expected  # type: ignore[arg-type]
-    assert payload_from_remote(target, sent) == sent  # type: ignore[arg-type]
-    assert content_hash(payload_from_remote(target, sent)) == row["content_hash"]  # type: ignore[arg-type]
+    assert payload_from_remote(target, remote) == expected
+    assert payload_from_remote(target, sent) == sent
+    assert content_hash(payload_from_remote(target, sent)) == row["content_hash"]
