@@ -149,7 +149,7 @@ class RunSpec:
             values[name] = value
         adopt_by: tuple[str, ...] = ()
         if flow == MIGRATE:
-            from transforms.target import describe
+            from connectors.providers.registry import describe
 
             try:
                 adopt_by = describe(str(values["target"])).adopt_by

@@ -1,6 +1,6 @@
 """Canonical rows → the providers' request bodies, and their content hashes.
 
-A target's body is its description (:mod:`transforms.target`, declared by the provider's
+A target's body is its description (:mod:`connectors.providers.description`, declared by its
 package): the field table, the constants every body carries (Verifone's ``entity_id``, from
 settings) and the client-chosen id (SumUp's ``customer_id``, derived from ``external_id``).
 Payloads are canonical JSON (:mod:`transforms.canonical`). The content hash is the SHA-256
@@ -16,6 +16,8 @@ from typing import Any
 
 import polars as pl
 
+from connectors.providers.description import TargetDescription
+from connectors.providers.registry import content_codes, describe
 from transforms.canonical import (
     Tree,
     content_text,
@@ -27,7 +29,6 @@ from transforms.canonical import (
 from transforms.canonical import content_key as canonical_content_key
 from transforms.canonical import content_key_expr as canonical_content_key_expr
 from transforms.canonical import sha256_text as _sha256_text
-from transforms.target import TargetDescription, describe
 
 Constants = Mapping[str, str]
 """Values of a target's constant body paths (Verifone: ``{"entity_id": ...}``), from settings."""
@@ -50,8 +51,6 @@ class _ContentCodes(Mapping[str, str]):
     consistent: a path has one code, a code one path)."""
 
     def _table(self) -> Mapping[str, str]:
-        from connectors.providers.registry import content_codes
-
         return content_codes()
 
     def __getitem__(self, path: str) -> str:

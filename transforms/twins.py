@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 
 import polars as pl
 
-from transforms.target import describe
+from connectors.providers.registry import describe
 
 
 @dataclass(frozen=True)

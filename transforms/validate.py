@@ -1,9 +1,9 @@
 """Validation: split a normalised extract into rows a target accepts and itemised rejects.
 
 Every rule is a vectorised polars expression that is true where a row breaks it; the rules a
-target gets come from its description (:mod:`transforms.target`), so a column is checked
-exactly when it is sent. A null or duplicated ``external_id`` rejects every row with that key
-(never first-wins): custsync cannot tell which of two rows the CRM meant.
+target gets come from its description (:mod:`connectors.providers.description`), so a column
+is checked exactly when it is sent. A null or duplicated ``external_id`` rejects every row with
+that key (never first-wins): custsync cannot tell which of two rows the CRM meant.
 """
 
 from __future__ import annotations
@@ -12,10 +12,11 @@ from dataclasses import dataclass
 
 import polars as pl
 
+from connectors.providers.description import Field, Requirement, TargetDescription
+from connectors.providers.registry import describe
 from transforms.countries import ISO_3166_ALPHA2
-from transforms.fields import MAX_FIELD_CHARS, Field
+from transforms.fields import MAX_FIELD_CHARS
 from transforms.schema import CANONICAL_COLUMNS, STATUSES
-from transforms.target import Requirement, TargetDescription, describe
 
 EMAIL_PATTERN = (
     r"^[a-z0-9.!#$%&'*+/=?^_`{|}~-]+"

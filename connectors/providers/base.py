@@ -11,8 +11,8 @@ import httpx
 from connectors.config import ClientConfig
 from connectors.http import OnCall
 from connectors.protocol import Capabilities, CustomerConnector
+from connectors.providers.description import TargetDescription
 from connectors.secret import Secret
-from transforms.target import TargetDescription
 
 SANDBOX_URL = "http://127.0.0.1:8765"
 """Where ``custsync sandbox`` answers: every provider's default ``base_url``."""

@@ -13,6 +13,7 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 
 from connectors.providers.base import Provider
+from connectors.providers.description import TargetDescription
 
 _PROVIDERS: dict[str, Provider] = {}
 _BUILTINS_LOADED = False
@@ -105,6 +106,11 @@ def get_provider(name: str) -> Provider:
         return _PROVIDERS[name]
     except KeyError:
         raise UnknownProvider(name) from None
+
+
+def describe(name: str) -> TargetDescription:
+    """The target description of provider ``name`` (:class:`UnknownProvider` if none)."""
+    return get_provider(name).target
 
 
 def provider_names() -> tuple[str, ...]:

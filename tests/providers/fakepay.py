@@ -29,9 +29,8 @@ from connectors.providers.base import (
     ProviderSetting,
     ProviderSettings,
 )
+from connectors.providers.description import Field, TargetDescription
 from connectors.secret import Secret
-from transforms.fields import Field
-from transforms.target import TargetDescription
 
 NAME = "fakepay"
 BASE_URL = "http://fakepay.invalid"  # never dialled: the transport answers in memory

@@ -8,17 +8,17 @@ import pytest
 
 from connectors.providers import sumup, verifone
 from connectors.providers.base import ProviderSetting
+from connectors.providers.description import Field, TargetDescription
 from connectors.providers.registry import (
     ProviderConflict,
     UnknownProvider,
     content_codes,
+    describe,
     get_provider,
     provider_names,
     register,
     registered,
 )
-from transforms.fields import Field
-from transforms.target import TargetDescription, describe
 
 
 def _provider(name: str, codes: dict[str, str], **target: object) -> object:

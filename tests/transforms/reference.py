@@ -22,10 +22,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from connectors.providers.registry import describe
 from transforms.countries import ISO_3166_ALPHA2
 from transforms.mapping import content_hash, content_key
 from transforms.schema import CANONICAL_COLUMNS
-from transforms.target import describe
 
 # Unicode White_Space: what the trim of §2 removes (Rust's char::is_whitespace). Python's
 # str.strip() also strips U+001C..U+001F, which are not white space.

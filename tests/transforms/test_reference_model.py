@@ -25,12 +25,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from connectors.providers.registry import provider_names
+from connectors.providers.registry import describe, provider_names
 from tests.transforms import reference as model
 from transforms.mapping import content_key
 from transforms.planner import build_plan
 from transforms.schema import CANONICAL_COLUMNS, EXTRACT_SCHEMA, MODES, Mode
-from transforms.target import describe
 
 TARGETS = provider_names()
 

@@ -8,8 +8,11 @@ instruments (:meth:`~connectors.sumup.SumUpClient.close`).
 
 from __future__ import annotations
 
+import hashlib
+
 import httpx
 import polars as pl
+import polars_hash as plh
 
 from connectors.config import ClientConfig
 from connectors.http import OnCall
@@ -20,10 +23,8 @@ from connectors.providers.base import (
     ProviderSetting,
     ProviderSettings,
 )
+from connectors.providers.description import ClientId, Field, TargetDescription
 from connectors.sumup import SumUpClient
-from transforms.canonical import hex_digest, sha256_text
-from transforms.fields import Field
-from transforms.target import ClientId, TargetDescription
 
 CUSTOMER_ID_LENGTH = 32
 
@@ -36,12 +37,12 @@ def customer_id(external_id: str) -> str:
     CRM key holds, and does not put the CRM key (often an e-mail address) into URLs and logs.
     128 bits make a collision between two keys practically impossible.
     """
-    return sha256_text(external_id)[:CUSTOMER_ID_LENGTH]
+    return hashlib.sha256(external_id.encode()).hexdigest()[:CUSTOMER_ID_LENGTH]
 
 
 def customer_id_expr(external_id: pl.Expr) -> pl.Expr:
     """:func:`customer_id` of every row."""
-    return hex_digest(external_id, "sha256").str.head(CUSTOMER_ID_LENGTH)
+    return plh.CryptographicHashingNameSpace(external_id).sha2_256().str.head(CUSTOMER_ID_LENGTH)
 
 
 FIELDS: tuple[Field, ...] = (

@@ -18,9 +18,8 @@ from connectors.providers.base import (
     ProviderSetting,
     ProviderSettings,
 )
+from connectors.providers.description import Field, Requirement, TargetDescription
 from connectors.verifone import VerifoneClient
-from transforms.fields import Field
-from transforms.target import Requirement, TargetDescription
 
 PHONE_PATTERN = r"^[0-9\s\-+().-]+$"
 """``phone_number``, ``work_phone``, ``billing.phone``, ``shipping.phone``."""

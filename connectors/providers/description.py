@@ -1,20 +1,37 @@
 """What a provider's customer API expects of a record: its target description.
 
-A :class:`TargetDescription` is plain data (fields and their published constraints, the shape
-of the request body, the id rule, the content codes, the adoption keys). Validation
-(:mod:`transforms.validate`), mapping (:mod:`transforms.mapping`) and twin detection read it;
-each provider package under :mod:`connectors.providers` declares its own, and the registry
-(:mod:`connectors.providers.registry`) hands it out by name (:func:`describe`).
+A :class:`TargetDescription` is plain data: the fields (a canonical column, where it goes in
+the request body, the constraints the provider publishes), the constants every body carries,
+the id rule, the content codes and the adoption keys. Each provider package declares its own;
+validation (:mod:`transforms.validate`), mapping (:mod:`transforms.mapping`) and twin
+detection read it through the registry (:func:`connectors.providers.registry.describe`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from typing import Literal
 
 import polars as pl
 
-from transforms.fields import Field
+Format = Literal["email", "country", "date"]
+
+
+@dataclass(frozen=True)
+class Field:
+    """One canonical column as a target receives it."""
+
+    column: str
+    """The canonical extract column."""
+    path: str
+    """Dotted path in the provider's request body, e.g. ``billing.first_name``."""
+    max_length: int | None = None
+    """Published ``maxLength`` in characters."""
+    pattern: str | None = None
+    """Published ``pattern`` (a regex the whole value must match)."""
+    format: Format | None = None
+    """A published format: an e-mail address, an ISO 3166-1 alpha-2 code, an ISO date."""
 
 
 @dataclass(frozen=True)
@@ -78,11 +95,3 @@ class TargetDescription:
         if self.client_id is not None:
             paths.append(self.client_id.path)
         return tuple(paths)
-
-
-def describe(target: str) -> TargetDescription:
-    """The registered description of ``target``; ``KeyError`` names the registered ones."""
-    # The registry imports the provider packages, which import this module: look it up late.
-    from connectors.providers.registry import get_provider
-
-    return get_provider(target).target
