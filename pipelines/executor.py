@@ -18,6 +18,7 @@ from connectors.errors import FatalError, ProviderError, UnknownOutcome
 from connectors.http import call_ref
 from connectors.protocol import CreateResult, CustomerConnector
 from connectors.verifone import OwnedHook, VerifoneClient
+from pipelines.adoption import find_matches
 from pipelines.batch import (
     BatchResult,
     ExecutionOptions,
@@ -26,7 +27,6 @@ from pipelines.batch import (
     ProgressHook,
     gather_or_halt,
 )
-from pipelines.reconcile import find_matches
 from transforms.mapping import content_hash, content_key, payload_from_remote
 from transforms.merge import three_way_merge
 from transforms.schema import Target
