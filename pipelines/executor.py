@@ -27,6 +27,7 @@ from pipelines.batch import (
     ProgressHook,
     gather_or_halt,
 )
+from pipelines.state.frames import SnapshotRow
 from transforms.mapping import content_hash, content_key, payload_from_remote
 from transforms.merge import three_way_merge
 from transforms.schema import Target
@@ -373,7 +374,7 @@ class BatchExecutor:
 
     def _snapshot_row(
         self, row: PlanRow, remote_id: str, payload: Mapping[str, Any], *, status: str
-    ) -> dict[str, Any]:
+    ) -> SnapshotRow:
         loaded = _loads(row.payload)
         stored: Mapping[str, Any] = payload if loaded is None else loaded
         return {
