@@ -9,6 +9,7 @@ from typing import Any
 
 from connectors.errors import FatalError
 from connectors.gate import CallHalted, SendGate, send_gate
+from pipelines.state.frames import OutcomeRow, SnapshotRow
 from transforms.twins import Twins
 
 ProgressHook = Callable[[int], None]
@@ -50,10 +51,10 @@ class PlanRow:
 
 @dataclass
 class BatchResult:
-    """What one batch did: the input of :meth:`StateStore.record_batch`."""
+    """What one batch did: what :class:`pipelines.ledger.Ledger` records of it."""
 
-    outcomes: list[dict[str, Any]] = field(default_factory=list)
-    upserts: list[dict[str, Any]] = field(default_factory=list)
+    outcomes: list[OutcomeRow] = field(default_factory=list)
+    upserts: list[SnapshotRow] = field(default_factory=list)
     deletes: list[str] = field(default_factory=list)
     fatal: FatalError | None = None
     """Set when the provider refused us (401/403): the run must stop."""

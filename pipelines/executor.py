@@ -18,6 +18,7 @@ from connectors.errors import FatalError, ProviderError, UnknownOutcome
 from connectors.http import call_ref
 from connectors.protocol import CreateResult, CustomerConnector
 from connectors.verifone import OwnedHook, VerifoneClient
+from pipelines.adoption import find_matches
 from pipelines.batch import (
     BatchResult,
     ExecutionOptions,
@@ -26,7 +27,7 @@ from pipelines.batch import (
     ProgressHook,
     gather_or_halt,
 )
-from pipelines.reconcile import find_matches
+from pipelines.state.frames import SnapshotRow
 from transforms.mapping import content_hash, content_key, payload_from_remote
 from transforms.merge import three_way_merge
 
@@ -372,7 +373,7 @@ class BatchExecutor:
 
     def _snapshot_row(
         self, row: PlanRow, remote_id: str, payload: Mapping[str, Any], *, status: str
-    ) -> dict[str, Any]:
+    ) -> SnapshotRow:
         loaded = _loads(row.payload)
         stored: Mapping[str, Any] = payload if loaded is None else loaded
         return {

@@ -3,9 +3,9 @@
 When a run stops mid-batch (401/403, an unreachable provider), some rows finished, some were
 refused, some were never sent and some had a request in flight. Only the last kind may have
 taken effect without custsync knowing: those keep their journal intent ``pending`` for the
-next run to reconcile. Every other row is closed in the batch's transaction: a refused row
+next run to recover. Every other row is closed in the batch's transaction: a refused row
 ``failed`` with the provider's status and code, a row never sent ``skipped``. Left pending,
-they would cost the next run a reconciliation search each (a Verifone create) for actions
+they would cost the next run a recovery look-up each (a Verifone create) for actions
 that certainly did not happen.
 
 The evidence is the batch's own call log: a row is in doubt exactly when one of its calls

@@ -30,7 +30,7 @@ ENTITY_CHANGED = "ENTITY_CHANGED"
 
 
 def _superseded(payload: dict[str, Any], entity_id: str) -> str | None:
-    """Why a pending Verifone create cannot be reconciled under ``entity_id``, or ``None``.
+    """Why a pending Verifone create cannot be recovered under ``entity_id``, or ``None``.
 
     A create sent to another entity (the setting was wrong, or moved) cannot be looked up by a
     client bound to the current entity, and must not stop every later run: it is re-planned
@@ -89,7 +89,7 @@ async def settle_pending(
             raise
         except ProviderError as exc:
             # Still unknown: the intents stay pending and the next run tries again.
-            log.warning("could not reconcile %s: %s", members[0].external_id, exc)
+            log.warning("could not recover %s: %s", members[0].external_id, exc)
             unsettled.extend(r.plan_id for r in members)
             return
         if len(found) > len(members):

@@ -17,9 +17,13 @@ from prefect.states import Completed, Failed, State
 
 from pipelines import crash
 from pipelines.connect import with_secret_blocks
+from pipelines.execution import execute_batch
 from pipelines.exit_codes import ExitCode
 from pipelines.extract import ExtractError
+from pipelines.guards import check_guards
+from pipelines.planning import plan
 from pipelines.progress import listener
+from pipelines.recovery import recover
 from pipelines.run import Run
 from pipelines.settings import SettingsError, load_settings
 from pipelines.spec import SYNC, RunSpec
@@ -30,22 +34,13 @@ from transforms.schema import Mode
 _TASK = {"cache_policy": NO_CACHE, "persist_result": False, "retries": 0}
 
 
-@task(name="reconcile-crashed-batch", **_TASK)  # type: ignore[call-overload]
-async def reconcile_stage(run: Run) -> int:
-    """Settle what a crashed run left in flight before anything else is planned."""
-    return await run.reconcile()
-
-
-@task(name="plan", **_TASK)  # type: ignore[call-overload]
-def plan_stage(run: Run) -> int:
-    """Read, normalise, validate, diff; store rejects and the plan. Returns actions planned."""
-    return run.plan()
-
-
-@task(name="execute-batch", **_TASK)  # type: ignore[call-overload]
-async def execute_stage(run: Run, batch_no: int) -> None:
-    """Send one batch of planned actions and record it in one DuckDB transaction."""
-    await run.execute_batch(batch_no)
+# The stage functions are the tasks' bodies: a task calls no wrapper of its own.
+recover_stage = task(name="recover", **_TASK)(recover)  # type: ignore[call-overload]
+"""Settle what a crashed run left in flight before anything else is planned."""
+plan_stage = task(name="plan", **_TASK)(plan)  # type: ignore[call-overload]
+"""Read, normalise, validate, diff; store rejects and the plan. Returns actions planned."""
+execute_stage = task(name="execute-batch", **_TASK)(execute_batch)  # type: ignore[call-overload]
+"""Send one batch of planned actions and record it in one DuckDB transaction."""
 
 
 async def _final_state(run: Run, started: float) -> State[Any]:
@@ -92,17 +87,19 @@ async def run_flow(spec: RunSpec) -> State[Any]:
             with run.stop_on_error():
                 run.connector()  # no credentials: stop now, before reading anything
         if not spec.dry_run and not run.stopped:
-            settled = await reconcile_stage(run)
+            settled = await recover_stage(run)
             if settled:
-                logger.info("reconciled %d action(s) left in flight by an earlier run", settled)
+                logger.info("settled %d action(s) left in flight by an earlier run", settled)
         planned = 0 if run.stopped else plan_stage(run)
         if not run.stopped:
-            logger.info("%d action(s) planned, %d unchanged", planned, run.unchanged)
-            run.check_guards()
+            logger.info("%d action(s) planned, %d unchanged", planned, run.plan.counts.unchanged)
+            guard = check_guards(run.plan.counts, spec, run.settings)
+            if guard is not None:
+                run.stop(guard.exit_code, guard.message)
         if not spec.dry_run and planned and not run.stopped:
             listener().start(f"{spec.target}: {spec.mode}", planned)
             try:
-                for batch_no in range(run.batch_count):
+                for batch_no in range(run.plan.batch_count):
                     await execute_stage(run, batch_no)
                     if run.stopped:
                         break

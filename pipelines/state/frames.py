@@ -1,14 +1,18 @@
-"""Typed frames the executor hands to ``StateStore.record_batch``.
+"""What a batch records, typed once: a row type and a frame schema per table.
 
-Build them with :func:`calls_frame` / :func:`outcomes_frame` / :func:`snapshot_frame` from
-dicts (missing keys become null), or start from the ``empty_*`` helpers. ``run_id`` and
-``target`` may be left out: ``record_batch`` fills them from its arguments.
+The executor builds :class:`OutcomeRow` and :class:`SnapshotRow` values, the ledger
+(:mod:`pipelines.ledger`) a :class:`CallRow` per HTTP call; each kind becomes a frame once, by
+:func:`calls_frame` / :func:`outcomes_frame` / :func:`snapshot_frame`, which
+``StateStore.record_batch`` takes. The builders also take plain dicts (missing keys become
+null), and the ``empty_*`` helpers start from nothing. ``run_id`` and ``target`` may be left
+out: ``record_batch`` fills them from its arguments.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from typing import Any
+from datetime import datetime
+from typing import Any, TypedDict
 
 import polars as pl
 
@@ -73,6 +77,54 @@ SNAPSHOT_SCHEMA = pl.Schema(
 
 Store the *source* payload, not the merged body sent: the next diff compares source hashes,
 and the next merge needs what the source said as its base."""
+
+
+class CallRow(TypedDict):
+    """A row of :data:`CALLS_SCHEMA` as the ledger builds it (``record_batch`` adds the run
+    and the target)."""
+
+    plan_id: str | None
+    operation: str
+    method: str
+    path_template: str
+    status: int | None
+    error_code: str | None
+    attempt: int
+    latency_ms: float
+    started_at: datetime
+    request_id: str
+
+
+class OutcomeRow(TypedDict):
+    """A row of :data:`OUTCOMES_SCHEMA`: one record's outcome, as the executor builds it.
+
+    ``plan_id`` is ``None`` for an outcome that leaves its journal intent pending."""
+
+    run_id: str
+    target: str
+    plan_id: str | None
+    external_id: str
+    action: str
+    result: str
+    remote_id: str | None
+    http_status: int | None
+    error_class: str | None
+    error_code: str | None
+    message: str | None
+    changed_fields: list[str]
+    drift_fields: list[str]
+    at: datetime
+
+
+class SnapshotRow(TypedDict):
+    """A row of :data:`SNAPSHOT_SCHEMA`: a confirmed success advancing the snapshot."""
+
+    external_id: str
+    remote_id: str
+    content_hash: str
+    payload: str
+    status: str
+    content_key: int
 
 
 def _frame(rows: Iterable[Mapping[str, Any]], schema: pl.Schema) -> pl.DataFrame:

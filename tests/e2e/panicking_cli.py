@@ -25,7 +25,7 @@ def _plant_in_planner() -> None:
         first_row = frame.head(1).collect().row(0, named=True)  # a local full of customer data
         raise PanicException(f"called `Option::unwrap()` on a `None` value at {first_row}")
 
-    transforms.planner.build_plan = build_plan  # pipelines.run imports it after this
+    transforms.planner.build_plan = build_plan  # pipelines.planning imports it after this
 
 
 def _plant_in_executor() -> None:

@@ -10,6 +10,10 @@ from typing import Any
 import duckdb
 
 from connectors.sandbox.server import SandboxServer
+from pipelines.execution import execute_batch
+from pipelines.guards import check_guards
+from pipelines.planning import plan
+from pipelines.recovery import recover
 from pipelines.run import Run, RunSpec
 from tests.e2e.expect import expected_payloads, remote_customers, snapshot_ids
 
@@ -21,13 +25,14 @@ async def _stages(spec: RunSpec) -> dict[str, Any]:
         with run.stop_on_error():
             run.connector()
         if not run.stopped:
-            await run.reconcile()
-        planned = 0 if run.stopped else run.plan()
-        if not run.stopped:
-            run.check_guards()
+            await recover(run)
+        planned = 0 if run.stopped else plan(run)
+        guard = None if run.stopped else check_guards(run.plan.counts, spec, run.settings)
+        if guard is not None:
+            run.stop(guard.exit_code, guard.message)
         if planned and not run.stopped:
-            for batch_no in range(run.batch_count):
-                await run.execute_batch(batch_no)
+            for batch_no in range(run.plan.batch_count):
+                await execute_batch(run, batch_no)
                 if run.stopped:
                     break
     finally:

@@ -12,6 +12,7 @@ from polars.exceptions import PanicException
 
 from pipelines import crash
 from pipelines.exit_codes import ExitCode
+from pipelines.planning import plan
 from pipelines.run import Run, RunSpec
 from pipelines.state.store import StateStore
 
@@ -124,9 +125,9 @@ def test_a_panic_while_planning_ends_the_run_crashed(
     def panic(*args: Any, **kwargs: Any) -> Any:
         raise PanicException(f"called `Option::unwrap()` on {CUSTOMER_VALUE}")
 
-    monkeypatch.setattr("pipelines.run.build_plan", panic)
+    monkeypatch.setattr("pipelines.planning.build_plan", panic)
     run = _open_run(tmp_path, monkeypatch)
-    assert run.plan() == 0 and run.stopped
+    assert plan(run) == 0 and run.stopped
     summary = run.finish(duration_s=0.5)
     assert summary["status"] == "crashed" and summary["exit_code"] == ExitCode.INTERNAL == 70
     crash_file = Path(summary["crash_file"])
@@ -144,11 +145,11 @@ def test_ctrl_c_in_a_stage_is_not_a_crash(tmp_path: Path, monkeypatch: pytest.Mo
     def interrupted(*args: Any, **kwargs: Any) -> Any:
         raise KeyboardInterrupt
 
-    monkeypatch.setattr("pipelines.run.build_plan", interrupted)
+    monkeypatch.setattr("pipelines.planning.build_plan", interrupted)
     run = _open_run(tmp_path, monkeypatch)
     try:
         with pytest.raises(KeyboardInterrupt):
-            run.plan()
+            plan(run)
         assert not run.stopped
     finally:
         run.store.close()
@@ -162,7 +163,7 @@ def test_a_user_error_keeps_its_exit_code(tmp_path: Path, monkeypatch: pytest.Mo
     run = Run.open(
         RunSpec(flow="sync", extract=(str(bad),), target="sumup", state=str(tmp_path / "s.db"))
     )
-    run.plan()
+    plan(run)
     summary = run.finish(duration_s=0.1)
     assert (summary["status"], summary["exit_code"]) == ("stopped", ExitCode.BAD_INPUT)
     assert "crash_file" not in summary and not (tmp_path / "crashes").exists()

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from pipelines.planning import plan
 from pipelines.run import Run, RunSpec
 
 
@@ -24,10 +25,10 @@ def test_the_executor_of_the_batches_knows_the_plans_twins(
     extract.write_text("external_id,company_name\nA-1,Twin GmbH\nA-2,Twin GmbH\nB,Solo AG\n")
     run = Run.open(RunSpec(flow="sync", extract=(str(extract),), target="verifone"))
     try:
-        before = run._make_executor()  # as crash recovery does, before any plan
+        before = run.executor()  # as crash recovery does, before any plan
         assert len(before.options.twins) == 0
-        assert run.plan() == 3
-        twins = run._make_executor().options.twins
+        assert plan(run) == 3
+        twins = run.executor().options.twins
         assert twins.group("A-1") == twins.group("A-2") == "A-1"
         assert twins.group("B") is None
     finally:

@@ -1,4 +1,4 @@
-"""Find the customers a provider already holds, by a business key (CRM migrations)."""
+"""Migration adoption look-up: the customers a provider already holds, by a business key."""
 
 from __future__ import annotations
 
