@@ -1,16 +1,16 @@
 """Verifone Customer API v2 client.
 
 Create is not idempotent (the server assigns the UUID): when its outcome is unknown (timeout,
-reset, 5xx) the client never re-sends it blindly; it searches for records *equal* to what was
-sent (no field more, none fewer) that no other key owns, adopts one such match, re-creates only
-when there is none, and reports several as ambiguous.
+reset, 5xx) the client never re-sends it blindly; its look-up (the retry policy's
+unknown-outcome strategy) searches for records *equal* to what was sent (no field more, none
+fewer) that no other key owns, adopts one such match, re-creates only when there is none, and
+reports several as ambiguous.
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
-import random
 from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import Any
 
@@ -68,8 +68,8 @@ OwnedHook = Callable[[Sequence[str]], Collection[str]]
 def matches_sent(record: Mapping[str, Any], sent: Mapping[str, str]) -> bool:
     """True when every scalar field that was sent has exactly that value in ``record``.
 
-    Containment only: a richer record (or a twin's) also passes. The reconciliation of a
-    create uses :func:`equals_sent`.
+    Containment only: a richer record (or a twin's) also passes. The look-up of a create
+    uses :func:`equals_sent`.
     """
     have = scalar_fields(record)
     return all(have.get(name) == value for name, value in sent.items())
@@ -129,7 +129,6 @@ class VerifoneClient(BaseClient):
             on_call=on_call,
         )
         self.entity_id = entity_id
-        self._rng = random.Random()
 
     def __repr__(self) -> str:
         return f"VerifoneClient(base_url={self.base_url!r}, entity_id={self.entity_id!r})"
@@ -141,65 +140,47 @@ class VerifoneClient(BaseClient):
     ) -> CreateResult:
         """``POST /v2/customer`` with a ``CustomerRequest`` (200 -> ``created``).
 
-        After an unknown outcome it reconciles (:meth:`reconcile`, passing ``owned`` on): one
-        match -> ``adopted``, several -> ``ambiguous``, none -> it creates again (within
-        ``max_attempts``). Raises :class:`UnknownOutcome` when even the reconciliation could
-        not run: then call :meth:`reconcile` before any new create.
+        Not safe to repeat, so it runs under the retry policy's unknown-outcome strategy
+        (:meth:`RetryPolicy.run <connectors.retry.RetryPolicy.run>`), whose look-up is
+        :meth:`reconcile` (``owned`` passed on): one match -> ``adopted``, several ->
+        ``ambiguous``, none -> it is created again (within ``max_attempts``). Raises
+        :class:`UnknownOutcome` when even the look-up could not run: then call
+        :meth:`reconcile` before any new create.
 
         Two creates with equal payloads whose outcomes are unknown at the same time cannot be
         told apart by any look-up: the caller sends such twins one at a time (see
         ``docs/connectors.md``).
         """
         body = self._request_body(payload)
-        cfg = self.config
-        rounds = 0
-        while True:
-            rounds += 1
-            try:
-                response = await self._caller.call(
-                    "create", "POST", COLLECTION, COLLECTION, body=body, idempotent=False
-                )
-                record = _record(response, "create")
-            except UnknownOutcome as exc:
-                if exc.status is None and exc.code and "Timeout" in exc.code:
-                    # The server may still be processing the request: let it finish first.
-                    await cfg.sleep(cfg.reconcile_delay_s)
-                found = await self._reconcile_after(exc, body, owned)
-                if found is not None:
-                    return found
-                if rounds >= cfg.max_attempts:
-                    raise TransientError(
-                        f"create failed {rounds} times without effect (none was created)",
-                        provider=self.target,
-                        operation="create",
-                        status=exc.status,
-                        code=exc.code,
-                        request_id=exc.request_id,
-                    ) from exc
-                ceiling = min(cfg.backoff_max_s, cfg.backoff_base_s * 2 ** (rounds - 1))
-                await cfg.sleep(self._rng.uniform(0, ceiling))
-                continue
+
+        async def send() -> CreateResult:
+            response = await self._caller.call(
+                "create", "POST", COLLECTION, COLLECTION, body=body, idempotent=False
+            )
+            record = _record(response, "create")
             return CreateResult("created", str(record["id"]), record)
 
-    async def _reconcile_after(
-        self, cause: UnknownOutcome, body: Mapping[str, Any], owned: OwnedHook | None
-    ) -> CreateResult | None:
-        try:
-            return await self.reconcile(body, owned=owned)
-        except TransientError as exc:
-            raise UnknownOutcome(
-                f"create outcome unknown ({cause.message}); reconciliation failed: {exc.message}",
-                provider=self.target,
-                operation="create",
-                status=cause.status,
-                code=cause.code,
-                request_id=cause.request_id,
-            ) from exc
+        async def look_up(unknown: UnknownOutcome) -> CreateResult | None:
+            try:
+                return await self.reconcile(body, owned=owned)
+            except TransientError as exc:
+                raise UnknownOutcome(
+                    f"create outcome unknown ({unknown.message}); reconciliation failed:"
+                    f" {exc.message}",
+                    provider=self.target,
+                    operation="create",
+                    status=unknown.status,
+                    code=unknown.code,
+                    request_id=unknown.request_id,
+                ) from exc
+
+        return await self.retry_policy.run(send, on_unknown_outcome=look_up)
 
     async def reconcile(
         self, payload: Mapping[str, Any], *, owned: OwnedHook | None = None
     ) -> CreateResult | None:
-        """Search for records equal to ``payload`` (:meth:`equal_matches`).
+        """The customer a create of ``payload`` made: search for records equal to it
+        (:meth:`equal_matches`).
 
         Returns ``adopted`` (one match), ``ambiguous`` (several; never guessed) or ``None``
         (no match: creating it is safe).
@@ -415,7 +396,7 @@ def _record(response: httpx.Response, operation: str) -> dict[str, Any]:
     if isinstance(data, dict) and "id" in data:
         return data
     error = UnknownOutcome if operation == "create" else RecordRejected
-    # A create answered 200 without a usable record may still have created one: reconcile.
+    # A create answered 200 without a usable record may still have created one: look it up.
     raise error(
         "the response is not a customer record",
         provider="verifone",
