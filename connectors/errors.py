@@ -6,7 +6,7 @@
   next run tries again.
 - :class:`UnknownOutcome`, **look before repeating**: a call that is not safe to repeat (a
   Verifone create) may or may not have taken effect. It is never retried blindly: what was sent
-  is looked up first (``VerifoneClient.reconcile``), and an unsettled one stays pending for
+  is looked up first (``VerifoneClient.find_created``), and an unsettled one stays pending for
   the next run. Its own branch, not a kind of transient error: retrying it is exactly the
   mistake to avoid.
 - :class:`RecordRejected`, **go on**: the provider refused this record (400, 404 meaning "no
@@ -71,7 +71,7 @@ class UnknownOutcome(ProviderError):
     """A call not safe to repeat may or may not have taken effect (timeout, reset, 5xx).
 
     Never re-send the call blindly: look up what was sent first
-    (``VerifoneClient.reconcile``). Not a :class:`TransientError`: no retry loop may take it.
+    (``VerifoneClient.find_created``). Not a :class:`TransientError`: no retry loop may take it.
     """
 
 

@@ -19,7 +19,7 @@ from connectors.classify import classify_sumup
 from connectors.config import ClientConfig
 from connectors.errors import ConfigError, NotSupported, RecordRejected
 from connectors.http import OnCall, path_segment
-from connectors.protocol import Capabilities, CloseResult, CreateResult
+from connectors.protocol import Capabilities, CloseResult, CreateResult, OwnedHook
 from connectors.secret import Secret
 
 COLLECTION = "/v0.1/customers"
@@ -35,7 +35,9 @@ class SumUpClient(BaseClient):
     """
 
     target = "sumup"
-    capabilities = Capabilities(delete=False, list=False, instruments=True, client_ids=True)
+    capabilities = Capabilities(
+        delete=False, list=False, instruments=True, client_ids=True, look_up_creates=False
+    )
 
     def __init__(
         self,
@@ -60,13 +62,21 @@ class SumUpClient(BaseClient):
             on_call=on_call,
         )
 
-    async def create(self, payload: Mapping[str, Any]) -> CreateResult:
+    async def create(
+        self, payload: Mapping[str, Any], *, owned: OwnedHook | None = None
+    ) -> CreateResult:
         """``POST /v0.1/customers`` with a ``Customer`` (201 -> ``created``); 409
-        ``CUSTOMER_ALREADY_EXISTS`` -> ``adopted`` with the record fetched by GET."""
+        ``CUSTOMER_ALREADY_EXISTS`` -> ``adopted`` with the record fetched by GET.
+
+        ``owned`` is not consulted: the id is the key's own, so a 409 is that key's customer.
+        """
         customer_id = payload.get("customer_id")
         if not isinstance(customer_id, str) or not customer_id:
             raise RecordRejected(
-                "customer_id is required", provider=self.target, operation="create", code="MISSING"
+                "customer_id is required",
+                provider=self.target,
+                operation="create",
+                code="MISSING",
             )
         try:
             response = await self._caller.call(
@@ -78,6 +88,26 @@ class SumUpClient(BaseClient):
             return CreateResult("adopted", customer_id, await self.get(customer_id))
         record = self._customer(response, "create")
         return CreateResult("created", str(record.get("customer_id", customer_id)), record)
+
+    async def find_created(
+        self, payload: Mapping[str, Any], *, owned: OwnedHook | None = None
+    ) -> CreateResult | None:
+        """Always ``None``, without a call: creating again is the look-up (a 409 adopts)."""
+        return None
+
+    async def equal_matches(
+        self, payload: Mapping[str, Any], *, owned: OwnedHook | None = None
+    ) -> list[dict[str, Any]]:
+        """SumUp has no customer search (and needs none: see ``find_created``)."""
+        raise NotSupported(
+            "SumUp has no customer list or search",
+            provider=self.target,
+            operation="reconcile",
+        )
+
+    def superseded(self, payload: Mapping[str, Any]) -> str | None:
+        """Always ``None``: SumUp customers live in the one merchant account of the key."""
+        return None
 
     async def get(self, customer_id: str) -> dict[str, Any]:
         """``GET /v0.1/customers/{id}``; raises :class:`RecordRejected` (404) when absent."""

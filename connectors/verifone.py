@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import httpx
@@ -29,7 +29,7 @@ from connectors.errors import (
     UnknownOutcome,
 )
 from connectors.http import OnCall, path_segment
-from connectors.protocol import Capabilities, CloseResult, CreateResult
+from connectors.protocol import Capabilities, CloseResult, CreateResult, OwnedHook
 from connectors.secret import Secret
 
 COLLECTION = "/v2/customer"
@@ -59,10 +59,6 @@ def scalar_fields(payload: Mapping[str, Any], prefix: str = "") -> dict[str, str
         elif isinstance(value, str | int | float):
             out[name] = str(value)
     return out
-
-
-OwnedHook = Callable[[Sequence[str]], Collection[str]]
-"""Given remote ids, returns those another key already owns (a look-up must never adopt them)."""
 
 
 def matches_sent(record: Mapping[str, Any], sent: Mapping[str, str]) -> bool:
@@ -103,7 +99,9 @@ class VerifoneClient(BaseClient):
     """
 
     target = "verifone"
-    capabilities = Capabilities(delete=True, list=True, instruments=False, client_ids=False)
+    capabilities = Capabilities(
+        delete=True, list=True, instruments=False, client_ids=False, look_up_creates=True
+    )
 
     def __init__(
         self,
@@ -142,10 +140,10 @@ class VerifoneClient(BaseClient):
 
         Not safe to repeat, so it runs under the retry policy's unknown-outcome strategy
         (:meth:`RetryPolicy.run <connectors.retry.RetryPolicy.run>`), whose look-up is
-        :meth:`reconcile` (``owned`` passed on): one match -> ``adopted``, several ->
+        :meth:`find_created` (``owned`` passed on): one match -> ``adopted``, several ->
         ``ambiguous``, none -> it is created again (within ``max_attempts``). Raises
         :class:`UnknownOutcome` when even the look-up could not run: then call
-        :meth:`reconcile` before any new create.
+        :meth:`find_created` before any new create.
 
         Two creates with equal payloads whose outcomes are unknown at the same time cannot be
         told apart by any look-up: the caller sends such twins one at a time (see
@@ -162,7 +160,7 @@ class VerifoneClient(BaseClient):
 
         async def look_up(unknown: UnknownOutcome) -> CreateResult | None:
             try:
-                return await self.reconcile(body, owned=owned)
+                return await self.find_created(body, owned=owned)
             except TransientError as exc:
                 raise UnknownOutcome(
                     f"create outcome unknown ({unknown.message}); reconciliation failed:"
@@ -176,7 +174,7 @@ class VerifoneClient(BaseClient):
 
         return await self.retry_policy.run(send, on_unknown_outcome=look_up)
 
-    async def reconcile(
+    async def find_created(
         self, payload: Mapping[str, Any], *, owned: OwnedHook | None = None
     ) -> CreateResult | None:
         """The customer a create of ``payload`` made: search for records equal to it
@@ -211,6 +209,23 @@ class VerifoneClient(BaseClient):
             taken = set(owned([str(r["id"]) for r in hits]))
             hits = [r for r in hits if str(r["id"]) not in taken]
         return hits
+
+    def superseded(self, payload: Mapping[str, Any]) -> str | None:
+        """Why a create of ``payload`` cannot be looked up by this client, or ``None``.
+
+        A create sent to another entity (the setting was wrong, or moved) cannot be looked up
+        by a client bound to the current entity, and must not stop every later run: it is
+        planned again under the current entity, and the answer names the entity to check for
+        a stray customer.
+        """
+        sent_to = payload.get("entity_id", self.entity_id)
+        if sent_to == self.entity_id:
+            return None
+        return (
+            f"superseded: sent to entity {sent_to!r} with an unknown outcome; the entity id is"
+            f" now {self.entity_id!r}, where it is planned again (check {sent_to!r} for a stray"
+            " customer)"
+        )
 
     # -- read ---------------------------------------------------------------------------
 
