@@ -25,6 +25,7 @@ from connectors.errors import (
 from connectors.gate import send_gate
 from connectors.http import CallRecord, HttpSession, OnCall, call_ref
 from connectors.limiter import RateLimiter
+from connectors.operation import Operation
 from connectors.retry import RetryPolicy, settle
 
 try:  # aiohttp maps every connection failure to httpx.ConnectTimeout; look at the cause
@@ -45,7 +46,7 @@ class Classifier(Protocol):
     def __call__(
         self,
         response: httpx.Response,
-        operation: str,
+        operation: Operation,
         *,
         sent_request_id: str,
         max_retry_after_s: float,
@@ -88,7 +89,7 @@ def transport_error_code(exc: httpx.TransportError) -> str:
 
 
 def no_response(
-    exc: httpx.TransportError, *, provider: str, operation: str, request_id: str
+    exc: httpx.TransportError, *, provider: str, operation: Operation, request_id: str
 ) -> ProviderError:
     """Classify a failure without response, as ``classify.py`` does a response."""
     code = transport_error_code(exc)
@@ -110,7 +111,7 @@ def transport_failure(
     exc: httpx.TransportError,
     *,
     provider: str,
-    operation: str,
+    operation: Operation,
     request_id: str,
     idempotent: bool,
 ) -> ProviderError:
@@ -147,7 +148,7 @@ class Caller:
 
     async def call(
         self,
-        operation: str,
+        operation: Operation,
         method: str,
         path_template: str,
         path: str,
@@ -173,7 +174,7 @@ class Caller:
 
     async def _attempt(
         self,
-        operation: str,
+        operation: Operation,
         method: str,
         path_template: str,
         path: str,
@@ -272,7 +273,7 @@ class Caller:
 
     def _record(
         self,
-        operation: str,
+        operation: Operation,
         method: str,
         path_template: str,
         status: int | None,
@@ -301,7 +302,7 @@ class Caller:
         )
 
 
-def json_body(response: httpx.Response, *, provider: str, operation: str) -> Any:
+def json_body(response: httpx.Response, *, provider: str, operation: Operation) -> Any:
     """The decoded JSON body of a successful response (orjson: faster than ``json``)."""
     if not response.content:
         return None

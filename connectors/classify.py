@@ -21,6 +21,7 @@ from connectors.errors import (
     RecordRejected,
     TransientError,
 )
+from connectors.operation import Operation
 from connectors.retry import parse_retry_after
 
 # Gateways and servers that failed and may succeed on another try. Whether they touched the
@@ -30,8 +31,10 @@ _REQUEST_ID_HEADERS = ("x-request-id", "request-id", "x-correlation-id", "x-trac
 _MAX_MESSAGE = 300
 
 # Operations on a collection: a 404 there means the URL is wrong, not that a record is gone.
-VERIFONE_COLLECTION_OPS = frozenset({"create", "find", "get_many", "reconcile", "search"})
-SUMUP_COLLECTION_OPS = frozenset({"create"})
+VERIFONE_COLLECTION_OPS = frozenset(
+    {Operation.CREATE, Operation.FIND, Operation.GET_MANY, Operation.FIND_CREATED, Operation.SEARCH}
+)
+SUMUP_COLLECTION_OPS = frozenset({Operation.CREATE})
 
 
 def _body(response: httpx.Response) -> Mapping[str, Any] | None:
@@ -69,13 +72,13 @@ def _fallback_message(response: httpx.Response) -> str:
 def _group(
     *,
     provider: str,
-    operation: str,
+    operation: Operation,
     status: int,
     code: str | None,
     message: str,
     request_id: str,
     retry_after: float | None,
-    collection_ops: frozenset[str],
+    collection_ops: frozenset[Operation],
 ) -> ProviderError | None:
     kwargs: dict[str, Any] = {
         "provider": provider,
@@ -105,7 +108,7 @@ def _group(
 
 def classify_verifone(
     response: httpx.Response,
-    operation: str,
+    operation: Operation,
     *,
     sent_request_id: str,
     max_retry_after_s: float,
@@ -138,7 +141,7 @@ def classify_verifone(
 
 def classify_sumup(
     response: httpx.Response,
-    operation: str,
+    operation: Operation,
     *,
     sent_request_id: str,
     max_retry_after_s: float,

@@ -24,6 +24,8 @@ from headers or credentials.
 
 from __future__ import annotations
 
+from connectors.operation import Operation
+
 
 class ProviderError(Exception):
     """Base of every error a connector raises."""
@@ -33,7 +35,7 @@ class ProviderError(Exception):
         message: str,
         *,
         provider: str,
-        operation: str,
+        operation: Operation,
         status: int | None = None,
         code: str | None = None,
         request_id: str | None = None,

@@ -29,6 +29,7 @@ from connectors.errors import (
     UnknownOutcome,
 )
 from connectors.http import OnCall, path_segment
+from connectors.operation import Operation
 from connectors.protocol import Capabilities, CloseResult, CreateResult, OwnedHook
 from connectors.secret import Secret
 
@@ -116,7 +117,9 @@ class VerifoneClient(BaseClient):
         on_call: OnCall | None = None,
     ) -> None:
         if not entity_id:
-            raise ConfigError("entity_id is required", provider=self.target, operation="configure")
+            raise ConfigError(
+                "entity_id is required", provider=self.target, operation=Operation.CONFIGURE
+            )
         super().__init__(
             base_url,
             auth_header=_auth_header(token, user, api_key),
@@ -153,9 +156,9 @@ class VerifoneClient(BaseClient):
 
         async def send() -> CreateResult:
             response = await self._caller.call(
-                "create", "POST", COLLECTION, COLLECTION, body=body, idempotent=False
+                Operation.CREATE, "POST", COLLECTION, COLLECTION, body=body, idempotent=False
             )
-            record = _record(response, "create")
+            record = _record(response, Operation.CREATE)
             return CreateResult("created", str(record["id"]), record)
 
         async def look_up(unknown: UnknownOutcome) -> CreateResult | None:
@@ -166,7 +169,7 @@ class VerifoneClient(BaseClient):
                     f"create outcome unknown ({unknown.message}); reconciliation failed:"
                     f" {exc.message}",
                     provider=self.target,
-                    operation="create",
+                    operation=Operation.CREATE,
                     status=unknown.status,
                     code=unknown.code,
                     request_id=unknown.request_id,
@@ -203,7 +206,7 @@ class VerifoneClient(BaseClient):
         sent = scalar_fields(body)
         # Search on the text fields; the others are compared below, record by record.
         searchable = {k: v for k, v in sent.items() if k not in NOT_TEXT_FILTERABLE}
-        records = await self._search_all(rsql.all_equal(searchable), "reconcile")
+        records = await self._search_all(rsql.all_equal(searchable), Operation.FIND_CREATED)
         hits = [r for r in records if equals_sent(r, sent)]
         if hits and owned is not None:
             taken = set(owned([str(r["id"]) for r in hits]))
@@ -231,8 +234,8 @@ class VerifoneClient(BaseClient):
 
     async def get(self, remote_id: str) -> dict[str, Any]:
         """``GET /v2/customer/{id}``; raises :class:`RecordRejected` (404) when absent."""
-        response = await self._caller.call("get", "GET", ITEM, _item(remote_id))
-        return _record(response, "get")
+        response = await self._caller.call(Operation.GET, "GET", ITEM, _item(remote_id))
+        return _record(response, Operation.GET)
 
     async def fetch_many(self, remote_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
         """Records by id, in bulk: ``search=entity_id==E;id=in=(…)`` per chunk.
@@ -278,7 +281,7 @@ class VerifoneClient(BaseClient):
         size = len(chunk)
         page = 1
         while True:
-            items = await self._page("get_many", search, page, size)
+            items = await self._page(Operation.GET_MANY, search, page, size)
             for item in items:
                 remote_id = str(item.get("id"))
                 if remote_id in wanted:
@@ -292,7 +295,7 @@ class VerifoneClient(BaseClient):
         ``billing.last_name`` allowed), all pages."""
         if not criteria:
             raise ValueError("find needs at least one criterion")
-        return await self._search_all(rsql.all_equal(criteria), "find")
+        return await self._search_all(rsql.all_equal(criteria), Operation.FIND)
 
     async def find_by_email(self, email: str) -> list[dict[str, Any]]:
         """Records with this ``email_address``."""
@@ -304,9 +307,9 @@ class VerifoneClient(BaseClient):
 
     async def search(self, rsql_filter: str) -> list[dict[str, Any]]:
         """Records of this entity matching a raw RSQL filter, all pages."""
-        return await self._search_all(rsql_filter, "search")
+        return await self._search_all(rsql_filter, Operation.SEARCH)
 
-    async def _search_all(self, rsql_filter: str, operation: str) -> list[dict[str, Any]]:
+    async def _search_all(self, rsql_filter: str, operation: Operation) -> list[dict[str, Any]]:
         search = rsql.and_(rsql.eq("entity_id", self.entity_id), rsql_filter)
         size = self.config.page_size
         seen: dict[str, dict[str, Any]] = {}
@@ -319,7 +322,7 @@ class VerifoneClient(BaseClient):
                 return list(seen.values())
             page += 1
 
-    async def _page(self, operation: str, search: str, page: int, size: int) -> list[Any]:
+    async def _page(self, operation: Operation, search: str, page: int, size: int) -> list[Any]:
         params: dict[str, str | int] = {
             "search": search,
             "page_number": page,
@@ -345,14 +348,16 @@ class VerifoneClient(BaseClient):
         """``POST /v2/customer/{id}`` with the full ``CustomerRequest`` (the provider
         replaces the record's fields, so send the merged record, not a diff)."""
         body = self._request_body(payload)
-        response = await self._caller.call("update", "POST", ITEM, _item(remote_id), body=body)
-        return _record(response, "update")
+        response = await self._caller.call(
+            Operation.UPDATE, "POST", ITEM, _item(remote_id), body=body
+        )
+        return _record(response, Operation.UPDATE)
 
     async def delete(self, remote_id: str) -> CloseResult:
         """``DELETE /v2/customer/{id}``: 204 -> ``deleted``; 404 -> ``already_gone``."""
         state = CallState()
         try:
-            await self._caller.call("delete", "DELETE", ITEM, _item(remote_id), state=state)
+            await self._caller.call(Operation.DELETE, "DELETE", ITEM, _item(remote_id), state=state)
         except RecordRejected as exc:
             if exc.status != 404:
                 raise
@@ -369,7 +374,7 @@ class VerifoneClient(BaseClient):
         raise NotSupported(
             "Verifone customers have no payment instruments in this API",
             provider=self.target,
-            operation="deactivate_instrument",
+            operation=Operation.DEACTIVATE_INSTRUMENT,
         )
 
     def _request_body(self, payload: Mapping[str, Any]) -> dict[str, Any]:
@@ -380,7 +385,7 @@ class VerifoneClient(BaseClient):
             raise ConfigError(
                 "payload entity_id differs from the client's entity_id",
                 provider=self.target,
-                operation="configure",
+                operation=Operation.CONFIGURE,
                 code="ENTITY_MISMATCH",
             )
         return body
@@ -398,7 +403,7 @@ def _auth_header(token: Secret | None, user: str | None, api_key: Secret | None)
     raise ConfigError(
         "Verifone needs a token (Bearer) or user + api_key (Basic)",
         provider="verifone",
-        operation="configure",
+        operation=Operation.CONFIGURE,
     )
 
 
@@ -406,11 +411,11 @@ def _item(remote_id: str) -> str:
     return f"{COLLECTION}/{path_segment(remote_id)}"
 
 
-def _record(response: httpx.Response, operation: str) -> dict[str, Any]:
+def _record(response: httpx.Response, operation: Operation) -> dict[str, Any]:
     data = json_body(response, provider="verifone", operation=operation)
     if isinstance(data, dict) and "id" in data:
         return data
-    error = UnknownOutcome if operation == "create" else RecordRejected
+    error = UnknownOutcome if operation is Operation.CREATE else RecordRejected
     # A create answered 200 without a usable record may still have created one: look it up.
     raise error(
         "the response is not a customer record",

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import asyncio
 
+import httpx
 import pytest
 
 from connectors.errors import NotSupported
+from connectors.operation import Operation
 from connectors.secret import Secret
 from connectors.sumup import SumUpClient
 from connectors.verifone import VerifoneClient
-from tests.connectors.fakes import Recorder, json_response
+from tests.connectors.fakes import Calls, Recorder, json_response
 
 CUSTOMER = {"customer_id": "c-1", "personal_details": {"first_name": "Ann"}}
 
@@ -35,7 +37,7 @@ def test_sumup_answers_the_look_ups_without_a_call() -> None:
             assert await client.find_created(CUSTOMER, owned=lambda ids: ids) is None
             with pytest.raises(NotSupported) as caught:
                 await client.equal_matches(CUSTOMER)
-            assert caught.value.operation == "reconcile"
+            assert caught.value.operation is Operation.FIND_CREATED
             assert client.superseded(CUSTOMER) is None
 
     asyncio.run(main())
@@ -64,3 +66,28 @@ def test_verifone_names_a_create_sent_to_another_entity() -> None:
         " 'ent-2', where it is planned again (check 'ent-1' for a stray customer)"
     )
     asyncio.run(client.aclose())
+
+
+def test_call_records_carry_operations_by_enum_and_stored_value() -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.method == "POST":
+            return json_response(503, None)
+        return json_response(200, [{"id": "u1", "entity_id": "e", "company_name": "A"}])
+
+    calls = Calls()
+
+    async def main() -> str:
+        async with VerifoneClient(
+            "https://vf.example",
+            entity_id="e",
+            token=Secret("t"),
+            transport=httpx.MockTransport(handler),
+            on_call=calls,
+        ) as client:
+            made = await client.create({"company_name": "A"})
+            return made.outcome
+
+    assert asyncio.run(main()) == "adopted"
+    assert [c.operation for c in calls] == [Operation.CREATE, Operation.FIND_CREATED]
+    assert all(type(c.operation) is Operation for c in calls)
+    assert [c.operation.value for c in calls] == ["create", "reconcile"]

@@ -19,9 +19,10 @@ from connectors.errors import (
     TransientError,
     UnknownOutcome,
 )
+from connectors.operation import Operation
 from connectors.retry import RetryPolicy, settle
 
-CREATE = "create"
+CREATE = Operation.CREATE
 
 
 def _err(cls: type[ProviderError], status: int | None, code: str | None = None) -> ProviderError:

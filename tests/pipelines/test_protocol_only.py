@@ -12,6 +12,7 @@ import pytest
 
 from connectors.errors import NotSupported
 from connectors.limiter import LimiterStats
+from connectors.operation import Operation
 from connectors.protocol import (
     Capabilities,
     CloseResult,
@@ -78,7 +79,7 @@ class LookingUp:
         return CloseResult("deleted" if self.records.pop(remote_id, None) else "already_gone")
 
     async def deactivate_instrument(self, remote_id: str, token: str) -> bool:
-        raise NotSupported("none", provider=self.target, operation="deactivate_instrument")
+        raise NotSupported("none", provider=self.target, operation=Operation.DEACTIVATE_INSTRUMENT)
 
     async def find(self, criteria: Mapping[str, str]) -> list[dict[str, Any]]:
         return []
