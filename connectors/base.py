@@ -11,10 +11,12 @@ from connectors.caller import Caller, Classifier
 from connectors.config import ClientConfig
 from connectors.http import HttpSession, OnCall
 from connectors.limiter import LimiterStats, RateLimiter
+from connectors.retry import RetryPolicy
 
 
 class BaseClient:
-    """An async context manager owning one target's HTTP session, limiter and caller."""
+    """An async context manager owning one target's HTTP session, limiter, retry policy and
+    caller."""
 
     target: str
 
@@ -49,11 +51,13 @@ class BaseClient:
             clock=config.clock,
             sleep=config.sleep,
         )
+        self.retry_policy = RetryPolicy.of(config)
         self._caller = Caller(
             target=self.target,
             session=self._http,
             limiter=self.limiter,
             config=config,
+            policy=self.retry_policy,
             classify=classify,
             on_call=on_call,
             secrets=(auth_header, *secrets),

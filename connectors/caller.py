@@ -21,12 +21,12 @@ from connectors.errors import (
     ProviderError,
     RecordRejected,
     TransientError,
-    UnknownOutcome,
 )
 from connectors.gate import send_gate
 from connectors.http import CallRecord, HttpSession, OnCall, call_ref
 from connectors.limiter import RateLimiter
-from connectors.retry import is_retryable, make_retry
+from connectors.operation import Operation
+from connectors.retry import RetryPolicy, settle
 
 try:  # aiohttp maps every connection failure to httpx.ConnectTimeout; look at the cause
     from aiohttp import ClientConnectorError as _AiohttpConnectorError
@@ -41,10 +41,12 @@ except ImportError:  # pragma: no cover - aiohttp is optional
 
 
 class Classifier(Protocol):
+    """A provider's response classification (``classify.py``)."""
+
     def __call__(
         self,
         response: httpx.Response,
-        operation: str,
+        operation: Operation,
         *,
         sent_request_id: str,
         max_retry_after_s: float,
@@ -86,10 +88,10 @@ def transport_error_code(exc: httpx.TransportError) -> str:
     return type(exc).__name__
 
 
-def transport_failure(
-    exc: httpx.TransportError, *, provider: str, operation: str, request_id: str, idempotent: bool
+def no_response(
+    exc: httpx.TransportError, *, provider: str, operation: Operation, request_id: str
 ) -> ProviderError:
-    """Group a failure without response: retry it, or report an unknown outcome."""
+    """Classify a failure without response, as ``classify.py`` does a response."""
     code = transport_error_code(exc)
     detail = str(exc)[:200] or code
     kwargs: dict[str, Any] = {
@@ -101,10 +103,22 @@ def transport_failure(
     }
     if isinstance(exc, httpx.UnsupportedProtocol):
         return ConfigError(f"unsupported URL: {detail}", **kwargs)
-    if idempotent or never_sent(exc):
-        # Connect errors, read timeouts and resets of a call that is safe to repeat.
-        return TransientError(f"no response: {detail}", **kwargs)
-    return UnknownOutcome(f"no response, the call may have taken effect: {detail}", **kwargs)
+    # Connect errors, timeouts and resets: another try may get through.
+    return TransientError(f"no response: {detail}", **kwargs)
+
+
+def transport_failure(
+    exc: httpx.TransportError,
+    *,
+    provider: str,
+    operation: Operation,
+    request_id: str,
+    idempotent: bool,
+) -> ProviderError:
+    """The error a call without response ends with: retry it, or report an unknown outcome
+    (the policy's :func:`~connectors.retry.settle` of :func:`no_response`)."""
+    failure = no_response(exc, provider=provider, operation=operation, request_id=request_id)
+    return settle(failure, idempotent=idempotent, may_have_acted=not never_sent(exc))
 
 
 class Caller:
@@ -117,6 +131,7 @@ class Caller:
         session: HttpSession,
         limiter: RateLimiter,
         config: ClientConfig,
+        policy: RetryPolicy,
         classify: Classifier,
         on_call: OnCall | None,
         secrets: tuple[str, ...] = (),
@@ -127,12 +142,13 @@ class Caller:
         self._session = session
         self._limiter = limiter
         self._config = config
+        self._policy = policy
         self._classify = classify
         self._on_call = on_call
 
     async def call(
         self,
-        operation: str,
+        operation: Operation,
         method: str,
         path_template: str,
         path: str,
@@ -148,49 +164,17 @@ class Caller:
         certainly did not act on it (429, connection never made); otherwise it raises
         :class:`UnknownOutcome`.
         """
-        cfg = self._config
         content = orjson.dumps(body) if body is not None else None
         state = state if state is not None else CallState()
         args = (operation, method, path_template, path, params, content, idempotent, state)
-        started = cfg.clock()
-        # tenacity costs ~25 µs per call even when nothing fails, a sixth of the whole; the
-        # first attempt runs outside it, and from the first retryable failure on tenacity
-        # runs the policy, replaying that failure as its attempt 1 so the attempt count,
-        # waits and stop are exactly the policy's.
-        try:
-            return await self._attempt(*args)
-        except ProviderError as exc:
-            if not is_retryable(exc) or cfg.max_attempts <= 1:
-                raise
-            first_failure = exc
-        replayed = False
-
-        async def attempt() -> httpx.Response:
-            nonlocal replayed
-            if not replayed:
-                replayed = True
-                raise first_failure
-            return await self._attempt(*args)
-
-        retrying = make_retry(
-            cfg.max_attempts,
-            cfg.max_elapsed_s,
-            cfg.sleep,
-            clock=cfg.clock,
-            backoff_base_s=cfg.backoff_base_s,
-            backoff_max_s=cfg.backoff_max_s,
-            on_retry=self._count_retry,
-            started_at=started,
-        )
-        response: httpx.Response = await retrying(attempt)
-        return response
+        return await self._policy.call(lambda: self._attempt(*args), on_retry=self._count_retry)
 
     def _count_retry(self, _state: RetryCallState) -> None:
         self._limiter.note_retry()
 
     async def _attempt(
         self,
-        operation: str,
+        operation: Operation,
         method: str,
         path_template: str,
         path: str,
@@ -216,49 +200,12 @@ class Caller:
         t0 = time.perf_counter()
         if gate is not None:
             gate.sent()
+        unanswered: asyncio.CancelledError | httpx.TransportError | None = None
         try:
             response = await self._session.send(request)
-        except asyncio.CancelledError:
-            # Cancelled in flight: the request may have reached the provider and been acted
-            # on. It is a call made all the same, logged as one without a response.
-            state.unknown_outcome = True
-            self._record(
-                operation,
-                method,
-                path_template,
-                None,
-                "CancelledError",
-                state.attempts,
-                (time.perf_counter() - t0) * 1000,
-                started_at,
-                request_id,
-            )
-            raise
-        except httpx.TransportError as exc:
-            latency = (time.perf_counter() - t0) * 1000
-            limiter.on_response(None, emitted, None)
-            failure = transport_failure(
-                exc,
-                provider=self.target,
-                operation=operation,
-                request_id=request_id,
-                idempotent=idempotent,
-            )
-            self._scrub(failure)
-            if not never_sent(exc):
-                state.unknown_outcome = True
-            self._record(
-                operation,
-                method,
-                path_template,
-                None,
-                failure.code,
-                state.attempts,
-                latency,
-                started_at,
-                request_id,
-            )
-            raise failure from exc
+        except (asyncio.CancelledError, httpx.TransportError) as exc:
+            # Held, not raised: every ending is logged below, before this task next yields.
+            unanswered = exc
         finally:
             limiter.release()
             if gate is not None:
@@ -266,45 +213,55 @@ class Caller:
                 # logged by then, on every path.
                 gate.done()
         latency = (time.perf_counter() - t0) * 1000
-        error = self._classify(
-            response,
-            operation,
-            sent_request_id=request_id,
-            max_retry_after_s=self._config.max_retry_after_s,
-        )
-        status = response.status_code
-        if error is not None:
-            self._scrub(error)
-            if gate is not None and isinstance(error, FatalError):
+        failure: ProviderError | None
+        if unanswered is None:
+            status: int | None = response.status_code
+            failure = self._classify(
+                response,
+                operation,
+                sent_request_id=request_id,
+                max_retry_after_s=self._config.max_retry_after_s,
+            )
+            may_have_acted = response.status_code >= 500
+        elif isinstance(unanswered, httpx.TransportError):
+            status = None
+            failure = no_response(
+                unanswered, provider=self.target, operation=operation, request_id=request_id
+            )
+            may_have_acted = not never_sent(unanswered)
+        else:
+            # Cancelled in flight: the request may have reached the provider and been acted
+            # on. It is a call made all the same, logged as one without a response.
+            status, failure, may_have_acted = None, None, True
+        if may_have_acted:
+            state.unknown_outcome = True
+        code: str | None = None  # the provider's error code, or why no response came
+        if failure is not None:
+            self._scrub(failure)
+            code = failure.code
+            if gate is not None and isinstance(failure, FatalError):
                 # Closed before any other task runs: none sends after the provider refused us.
-                gate.close(str(error))
-        limiter.on_response(status, emitted, error.retry_after if error is not None else None)
+                gate.close(str(failure))
+        elif unanswered is not None:
+            code = type(unanswered).__name__  # CancelledError
+        if not isinstance(unanswered, asyncio.CancelledError):
+            limiter.on_response(status, emitted, None if failure is None else failure.retry_after)
         self._record(
             operation,
             method,
             path_template,
             status,
-            error.code if error is not None else None,
+            code,
             state.attempts,
             latency,
             started_at,
-            error.request_id if error is not None and error.request_id else request_id,
+            failure.request_id if failure is not None and failure.request_id else request_id,
         )
-        if error is None:
+        if isinstance(unanswered, asyncio.CancelledError):
+            raise unanswered
+        if failure is None:
             return response
-        if status >= 500:
-            state.unknown_outcome = True
-            if not idempotent:
-                # The server may have committed before failing (Verifone create): reconcile.
-                raise UnknownOutcome(
-                    error.message,
-                    provider=error.provider,
-                    operation=operation,
-                    status=status,
-                    code=error.code,
-                    request_id=error.request_id,
-                )
-        raise error
+        raise settle(failure, idempotent=idempotent, may_have_acted=may_have_acted) from unanswered
 
     def _scrub(self, error: ProviderError) -> None:
         for secret in self._secrets:
@@ -316,7 +273,7 @@ class Caller:
 
     def _record(
         self,
-        operation: str,
+        operation: Operation,
         method: str,
         path_template: str,
         status: int | None,
@@ -345,7 +302,7 @@ class Caller:
         )
 
 
-def json_body(response: httpx.Response, *, provider: str, operation: str) -> Any:
+def json_body(response: httpx.Response, *, provider: str, operation: Operation) -> Any:
     """The decoded JSON body of a successful response (orjson: faster than ``json``)."""
     if not response.content:
         return None

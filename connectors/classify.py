@@ -2,7 +2,8 @@
 
 Each branch says why it is grouped where it is. Status codes and error bodies are the ones the
 published documents define (``tests/contracts/``); anything else falls back to the HTTP
-semantics of its status.
+semantics of its status. The group says what the response means; whether and when the call is
+tried again is the retry policy's (``connectors/retry.py``), which this classification feeds.
 """
 
 from __future__ import annotations
@@ -20,17 +21,20 @@ from connectors.errors import (
     RecordRejected,
     TransientError,
 )
+from connectors.operation import Operation
 from connectors.retry import parse_retry_after
 
-# Gateways and servers that failed without touching the record (or may have, for a create:
-# the caller decides that) and may succeed on another try.
-RETRYABLE_STATUSES = frozenset({429, 500, 502, 503, 504})
+# Gateways and servers that failed and may succeed on another try. Whether they touched the
+# record first matters only to a call not safe to repeat: the retry policy decides that.
+TRANSIENT_STATUSES = frozenset({429, 500, 502, 503, 504})
 _REQUEST_ID_HEADERS = ("x-request-id", "request-id", "x-correlation-id", "x-trace-id")
 _MAX_MESSAGE = 300
 
 # Operations on a collection: a 404 there means the URL is wrong, not that a record is gone.
-VERIFONE_COLLECTION_OPS = frozenset({"create", "find", "get_many", "reconcile", "search"})
-SUMUP_COLLECTION_OPS = frozenset({"create"})
+VERIFONE_COLLECTION_OPS = frozenset(
+    {Operation.CREATE, Operation.FIND, Operation.GET_MANY, Operation.FIND_CREATED, Operation.SEARCH}
+)
+SUMUP_COLLECTION_OPS = frozenset({Operation.CREATE})
 
 
 def _body(response: httpx.Response) -> Mapping[str, Any] | None:
@@ -68,13 +72,13 @@ def _fallback_message(response: httpx.Response) -> str:
 def _group(
     *,
     provider: str,
-    operation: str,
+    operation: Operation,
     status: int,
     code: str | None,
     message: str,
     request_id: str,
     retry_after: float | None,
-    collection_ops: frozenset[str],
+    collection_ops: frozenset[Operation],
 ) -> ProviderError | None:
     kwargs: dict[str, Any] = {
         "provider": provider,
@@ -85,9 +89,9 @@ def _group(
     }
     if 200 <= status < 300:
         return None
-    if status in RETRYABLE_STATUSES:
+    if status in TRANSIENT_STATUSES:
         # 429: the provider asks us to slow down; 500/502/503/504: a server or gateway
-        # failure that often passes. Retry (a non-idempotent create reconciles instead).
+        # failure that often passes. Retried (a create is looked up instead: the policy's).
         return TransientError(message, retry_after=retry_after, **kwargs)
     if status in (401, 403):
         # Wrong, expired or under-privileged credentials: every further call fails alike.
@@ -103,7 +107,11 @@ def _group(
 
 
 def classify_verifone(
-    response: httpx.Response, operation: str, *, sent_request_id: str, max_retry_after_s: float
+    response: httpx.Response,
+    operation: Operation,
+    *,
+    sent_request_id: str,
+    max_retry_after_s: float,
 ) -> ProviderError | None:
     """Verifone Customer API v2: ``ErrorResponse {code: int, details, message, timestamp}``
     on 400/401/403/404/500; a 429 may carry the ``{code: "429", type: "RATE_LIMIT_ERROR"}``
@@ -132,7 +140,11 @@ def classify_verifone(
 
 
 def classify_sumup(
-    response: httpx.Response, operation: str, *, sent_request_id: str, max_retry_after_s: float
+    response: httpx.Response,
+    operation: Operation,
+    *,
+    sent_request_id: str,
+    max_retry_after_s: float,
 ) -> ProviderError | None:
     """SumUp Customers API v0.1: ``Error {message, error_code}`` (404, 409, 400
     ``INVALID_REQUEST``), ``ErrorExtended`` (+ ``param``) or ``{instance, error_code,

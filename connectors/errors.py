@@ -1,13 +1,21 @@
 """Provider errors, grouped by what the caller does next.
 
-- :class:`TransientError`: the call may succeed later; the connector already retried it as
-  often as it was allowed to, so the caller records the failure and tries again next run.
-- :class:`RecordRejected`: the provider refused this record (400, 404 meaning "no such
-  record", 409 not adopted, ...). Log it and go on with the next record.
-- :class:`FatalError`: going on would only repeat the failure (:class:`AuthError` for 401/403,
-  :class:`ConfigError` for a wrong base URL, entity or setting). Stop the run.
-- :class:`NotSupported`: the target lacks the capability (SumUp has no delete, Verifone no
-  payment instruments).
+- :class:`TransientError`, **retry later**: the call may succeed on another try (429, 5xx,
+  a timeout or reset of a call safe to repeat). The connector already retried it as often as
+  the retry policy allows (``connectors/retry.py``), so the caller records the failure and the
+  next run tries again.
+- :class:`UnknownOutcome`, **look before repeating**: a call that is not safe to repeat (a
+  Verifone create) may or may not have taken effect. It is never retried blindly: what was sent
+  is looked up first (``VerifoneClient.find_created``), and an unsettled one stays pending for
+  the next run. Its own branch, not a kind of transient error: retrying it is exactly the
+  mistake to avoid.
+- :class:`RecordRejected`, **go on**: the provider refused this record (400, 404 meaning "no
+  such record", 409 not adopted, ...), or the target lacks what it needs
+  (:class:`NotSupported`: SumUp has no search, Verifone no payment instruments). Log it and go
+  on with the next record.
+- :class:`FatalError`, **stop the run**: going on would only repeat the failure
+  (:class:`AuthError` for 401/403, :class:`ConfigError` for a wrong base URL, entity or
+  setting).
 
 Every error carries ``provider``, ``operation``, ``status``, ``code``, ``message`` and
 ``request_id``. Messages are built from the provider's error body and our own text, never
@@ -15,6 +23,8 @@ from headers or credentials.
 """
 
 from __future__ import annotations
+
+from connectors.operation import Operation
 
 
 class ProviderError(Exception):
@@ -25,7 +35,7 @@ class ProviderError(Exception):
         message: str,
         *,
         provider: str,
-        operation: str,
+        operation: Operation,
         status: int | None = None,
         code: str | None = None,
         request_id: str | None = None,
@@ -49,7 +59,7 @@ class ProviderError(Exception):
 
     def __repr__(self) -> str:
         return (
-            f"{type(self).__name__}(provider={self.provider!r}, operation={self.operation!r}, "
+            f"{type(self).__name__}(provider={self.provider!r}, operation={str(self.operation)!r}, "
             f"status={self.status!r}, code={self.code!r}, message={self.message!r}, "
             f"request_id={self.request_id!r})"
         )
@@ -59,10 +69,11 @@ class TransientError(ProviderError):
     """A failure that may go away (429, 5xx, timeout, reset); raised once retries are spent."""
 
 
-class UnknownOutcome(TransientError):
-    """A non-idempotent call may or may not have taken effect (timeout, reset, 5xx).
+class UnknownOutcome(ProviderError):
+    """A call not safe to repeat may or may not have taken effect (timeout, reset, 5xx).
 
-    Never re-send the call blindly: reconcile first (``VerifoneClient.reconcile``).
+    Never re-send the call blindly: look up what was sent first
+    (``VerifoneClient.find_created``). Not a :class:`TransientError`: no retry loop may take it.
     """
 
 
@@ -82,5 +93,6 @@ class ConfigError(FatalError):
     """The connector is misconfigured (base URL, entity id, credentials missing...)."""
 
 
-class NotSupported(ProviderError):
-    """The target does not offer this operation (see ``Capabilities``)."""
+class NotSupported(RecordRejected):
+    """The target does not offer this operation (see ``Capabilities``): this record's action
+    cannot be carried out there; the others go on."""

@@ -19,6 +19,7 @@ import asyncio
 from contextvars import ContextVar
 
 from connectors.errors import FatalError
+from connectors.operation import Operation
 
 
 class CallHalted(FatalError):
@@ -48,7 +49,7 @@ class SendGate:
         if self.reason is None:
             self.reason = reason
 
-    def check(self, provider: str, operation: str) -> None:
+    def check(self, provider: str, operation: Operation) -> None:
         """Raise :class:`CallHalted` when the gate is closed."""
         if self.reason is not None:
             raise CallHalted(

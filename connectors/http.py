@@ -19,6 +19,7 @@ import httpx
 
 from connectors.config import ClientConfig
 from connectors.errors import ConfigError
+from connectors.operation import Operation
 
 call_ref: ContextVar[str | None] = ContextVar("custsync_call_ref", default=None)
 """The plan row (or any caller reference) the current asyncio task is making calls for."""
@@ -29,7 +30,8 @@ class CallRecord:
     """One HTTP attempt, successful or not. Carries no header, body or credential."""
 
     target: str
-    operation: str
+    operation: Operation
+    """Stored as its value (``calls.operation``)."""
     method: str
     path_template: str
     """The route with placeholders, e.g. ``/v2/customer/{customerId}`` (no ids, no query)."""
@@ -137,7 +139,9 @@ def check_base_url(base_url: str, provider: str = "-") -> httpx.URL:
     """Refuse a base URL that would leak credentials or cannot be used."""
 
     def refuse(message: str) -> ConfigError:
-        return ConfigError(message, provider=provider, operation="configure", code="BASE_URL")
+        return ConfigError(
+            message, provider=provider, operation=Operation.CONFIGURE, code="BASE_URL"
+        )
 
     try:
         url = httpx.URL(base_url)

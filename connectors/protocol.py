@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol, runtime_checkable
 
 from connectors.limiter import LimiterStats
+
+OwnedHook = Callable[[Sequence[str]], Collection[str]]
+"""Given remote ids, returns those another key already owns (a look-up must never adopt them)."""
 
 
 @dataclass(frozen=True)
@@ -21,6 +24,10 @@ class Capabilities:
     """Verifone False, SumUp True."""
     client_ids: bool
     """SumUp True (client-chosen ``customer_id``), Verifone False (server-assigned UUID)."""
+    look_up_creates: bool
+    """Verifone True: a create is not safe to repeat, so one whose outcome is unknown is
+    settled by a look-up (:meth:`CustomerConnector.equal_matches`), live and after a crash.
+    SumUp False: sending the create again is the look-up (409 means it exists)."""
 
 
 @dataclass(frozen=True)
@@ -28,7 +35,7 @@ class CreateResult:
     """How a create ended.
 
     ``created``: made now. ``adopted``: it already existed (SumUp 409, or a Verifone create
-    with an unknown outcome found by reconciliation) and we took it. ``ambiguous``: several
+    with an unknown outcome found by the look-up) and we took it. ``ambiguous``: several
     remote records match what was sent; nothing was guessed, a person must choose.
     """
 
@@ -52,13 +59,40 @@ class CloseResult:
 
 @runtime_checkable
 class CustomerConnector(Protocol):
-    """The operations the pipeline drives; both ``VerifoneClient`` and ``SumUpClient`` fit."""
+    """The operations the pipeline drives; both ``VerifoneClient`` and ``SumUpClient`` fit.
+
+    The pipeline never asks which client it holds: what differs is in :class:`Capabilities`.
+    """
 
     target: str
     capabilities: Capabilities
 
-    async def create(self, payload: Mapping[str, Any]) -> CreateResult:
-        """Create from the provider's exact JSON body; never duplicates on retry."""
+    async def create(
+        self, payload: Mapping[str, Any], *, owned: OwnedHook | None = None
+    ) -> CreateResult:
+        """Create from the provider's exact JSON body; never duplicates on retry. A look-up
+        after an unknown outcome never adopts a customer ``owned`` reports as another key's."""
+        ...
+
+    async def find_created(
+        self, payload: Mapping[str, Any], *, owned: OwnedHook | None = None
+    ) -> CreateResult | None:
+        """The customer a create of ``payload`` made, if any (``adopted``, or ``ambiguous``
+        when several match); ``None`` when creating it is safe. Without ``look_up_creates``:
+        always ``None``, without a call (creating again is the look-up)."""
+        ...
+
+    async def equal_matches(
+        self, payload: Mapping[str, Any], *, owned: OwnedHook | None = None
+    ) -> list[dict[str, Any]]:
+        """Records equal to ``payload`` that no other key owns, oldest first (only with
+        ``look_up_creates``; otherwise :class:`~connectors.errors.NotSupported`)."""
+        ...
+
+    def superseded(self, payload: Mapping[str, Any]) -> str | None:
+        """Why a create of ``payload`` can no longer be looked up through this client (it went
+        to a scope the client is not bound to, such as another Verifone entity), or
+        ``None``."""
         ...
 
     async def fetch_many(self, remote_ids: Sequence[str]) -> dict[str, dict[str, Any]]:

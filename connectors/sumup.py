@@ -19,7 +19,8 @@ from connectors.classify import classify_sumup
 from connectors.config import ClientConfig
 from connectors.errors import ConfigError, NotSupported, RecordRejected
 from connectors.http import OnCall, path_segment
-from connectors.protocol import Capabilities, CloseResult, CreateResult
+from connectors.operation import Operation
+from connectors.protocol import Capabilities, CloseResult, CreateResult, OwnedHook
 from connectors.secret import Secret
 
 COLLECTION = "/v0.1/customers"
@@ -35,7 +36,9 @@ class SumUpClient(BaseClient):
     """
 
     target = "sumup"
-    capabilities = Capabilities(delete=False, list=False, instruments=True, client_ids=True)
+    capabilities = Capabilities(
+        delete=False, list=False, instruments=True, client_ids=True, look_up_creates=False
+    )
 
     def __init__(
         self,
@@ -49,7 +52,9 @@ class SumUpClient(BaseClient):
         if not isinstance(api_key, Secret):
             raise TypeError("api_key must be a connectors.secret.Secret")
         if not api_key:
-            raise ConfigError("SumUp needs an api_key", provider=self.target, operation="configure")
+            raise ConfigError(
+                "SumUp needs an api_key", provider=self.target, operation=Operation.CONFIGURE
+            )
         super().__init__(
             base_url,
             auth_header=f"Bearer {api_key.reveal()}",
@@ -60,29 +65,57 @@ class SumUpClient(BaseClient):
             on_call=on_call,
         )
 
-    async def create(self, payload: Mapping[str, Any]) -> CreateResult:
+    async def create(
+        self, payload: Mapping[str, Any], *, owned: OwnedHook | None = None
+    ) -> CreateResult:
         """``POST /v0.1/customers`` with a ``Customer`` (201 -> ``created``); 409
-        ``CUSTOMER_ALREADY_EXISTS`` -> ``adopted`` with the record fetched by GET."""
+        ``CUSTOMER_ALREADY_EXISTS`` -> ``adopted`` with the record fetched by GET.
+
+        ``owned`` is not consulted: the id is the key's own, so a 409 is that key's customer.
+        """
         customer_id = payload.get("customer_id")
         if not isinstance(customer_id, str) or not customer_id:
             raise RecordRejected(
-                "customer_id is required", provider=self.target, operation="create", code="MISSING"
+                "customer_id is required",
+                provider=self.target,
+                operation=Operation.CREATE,
+                code="MISSING",
             )
         try:
             response = await self._caller.call(
-                "create", "POST", COLLECTION, COLLECTION, body=dict(payload)
+                Operation.CREATE, "POST", COLLECTION, COLLECTION, body=dict(payload)
             )
         except RecordRejected as exc:
             if exc.status != 409 or exc.code != "CUSTOMER_ALREADY_EXISTS":
                 raise
             return CreateResult("adopted", customer_id, await self.get(customer_id))
-        record = self._customer(response, "create")
+        record = self._customer(response, Operation.CREATE)
         return CreateResult("created", str(record.get("customer_id", customer_id)), record)
+
+    async def find_created(
+        self, payload: Mapping[str, Any], *, owned: OwnedHook | None = None
+    ) -> CreateResult | None:
+        """Always ``None``, without a call: creating again is the look-up (a 409 adopts)."""
+        return None
+
+    async def equal_matches(
+        self, payload: Mapping[str, Any], *, owned: OwnedHook | None = None
+    ) -> list[dict[str, Any]]:
+        """SumUp has no customer search (and needs none: see ``find_created``)."""
+        raise NotSupported(
+            "SumUp has no customer list or search",
+            provider=self.target,
+            operation=Operation.FIND_CREATED,
+        )
+
+    def superseded(self, payload: Mapping[str, Any]) -> str | None:
+        """Always ``None``: SumUp customers live in the one merchant account of the key."""
+        return None
 
     async def get(self, customer_id: str) -> dict[str, Any]:
         """``GET /v0.1/customers/{id}``; raises :class:`RecordRejected` (404) when absent."""
-        response = await self._caller.call("get", "GET", ITEM, _item(customer_id))
-        return self._customer(response, "get")
+        response = await self._caller.call(Operation.GET, "GET", ITEM, _item(customer_id))
+        return self._customer(response, Operation.GET)
 
     async def fetch_many(self, remote_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
         """Concurrent GETs (the limiter caps them); a 404 leaves the id out."""
@@ -106,23 +139,25 @@ class SumUpClient(BaseClient):
             raise RecordRejected(
                 "update needs personal_details",
                 provider=self.target,
-                operation="update",
+                operation=Operation.UPDATE,
                 code="MISSING",
             )
         body = {"personal_details": payload["personal_details"]}
-        response = await self._caller.call("update", "PUT", ITEM, _item(remote_id), body=body)
-        return self._customer(response, "update")
+        response = await self._caller.call(
+            Operation.UPDATE, "PUT", ITEM, _item(remote_id), body=body
+        )
+        return self._customer(response, Operation.UPDATE)
 
     async def list_instruments(self, customer_id: str) -> list[dict[str, Any]]:
         """``GET /v0.1/customers/{id}/payment-instruments`` (a bare array, no paging)."""
         path = f"{_item(customer_id)}/payment-instruments"
-        response = await self._caller.call("list_instruments", "GET", INSTRUMENTS, path)
-        data = json_body(response, provider=self.target, operation="list_instruments")
+        response = await self._caller.call(Operation.LIST_INSTRUMENTS, "GET", INSTRUMENTS, path)
+        data = json_body(response, provider=self.target, operation=Operation.LIST_INSTRUMENTS)
         if not isinstance(data, list):
             raise RecordRejected(
                 "payment instruments are not a JSON array",
                 provider=self.target,
-                operation="list_instruments",
+                operation=Operation.LIST_INSTRUMENTS,
                 status=response.status_code,
                 code="BAD_BODY",
             )
@@ -135,7 +170,7 @@ class SumUpClient(BaseClient):
         state = CallState()
         try:
             await self._caller.call(
-                "deactivate_instrument", "DELETE", INSTRUMENT, path, state=state
+                Operation.DEACTIVATE_INSTRUMENT, "DELETE", INSTRUMENT, path, state=state
             )
         except RecordRejected as exc:
             if exc.status == 400 and exc.code == "INVALID_REQUEST":
@@ -164,10 +199,10 @@ class SumUpClient(BaseClient):
     async def find(self, criteria: Mapping[str, str]) -> list[dict[str, Any]]:
         """SumUp has no customer search."""
         raise NotSupported(
-            "SumUp has no customer list or search", provider=self.target, operation="find"
+            "SumUp has no customer list or search", provider=self.target, operation=Operation.FIND
         )
 
-    def _customer(self, response: httpx.Response, operation: str) -> dict[str, Any]:
+    def _customer(self, response: httpx.Response, operation: Operation) -> dict[str, Any]:
         data = json_body(response, provider=self.target, operation=operation)
         if not isinstance(data, dict):
             raise RecordRejected(

@@ -1,17 +1,17 @@
 """Verifone Customer API v2 client.
 
 Create is not idempotent (the server assigns the UUID): when its outcome is unknown (timeout,
-reset, 5xx) the client never re-sends it blindly; it searches for records *equal* to what was
-sent (no field more, none fewer) that no other key owns, adopts one such match, re-creates only
-when there is none, and reports several as ambiguous.
+reset, 5xx) the client never re-sends it blindly; its look-up (the retry policy's
+unknown-outcome strategy) searches for records *equal* to what was sent (no field more, none
+fewer) that no other key owns, adopts one such match, re-creates only when there is none, and
+reports several as ambiguous.
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
-import random
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import httpx
@@ -29,7 +29,8 @@ from connectors.errors import (
     UnknownOutcome,
 )
 from connectors.http import OnCall, path_segment
-from connectors.protocol import Capabilities, CloseResult, CreateResult
+from connectors.operation import Operation
+from connectors.protocol import Capabilities, CloseResult, CreateResult, OwnedHook
 from connectors.secret import Secret
 
 COLLECTION = "/v2/customer"
@@ -61,15 +62,11 @@ def scalar_fields(payload: Mapping[str, Any], prefix: str = "") -> dict[str, str
     return out
 
 
-OwnedHook = Callable[[Sequence[str]], Collection[str]]
-"""Given remote ids, returns those another key already owns (a look-up must never adopt them)."""
-
-
 def matches_sent(record: Mapping[str, Any], sent: Mapping[str, str]) -> bool:
     """True when every scalar field that was sent has exactly that value in ``record``.
 
-    Containment only: a richer record (or a twin's) also passes. The reconciliation of a
-    create uses :func:`equals_sent`.
+    Containment only: a richer record (or a twin's) also passes. The look-up of a create
+    uses :func:`equals_sent`.
     """
     have = scalar_fields(record)
     return all(have.get(name) == value for name, value in sent.items())
@@ -103,7 +100,9 @@ class VerifoneClient(BaseClient):
     """
 
     target = "verifone"
-    capabilities = Capabilities(delete=True, list=True, instruments=False, client_ids=False)
+    capabilities = Capabilities(
+        delete=True, list=True, instruments=False, client_ids=False, look_up_creates=True
+    )
 
     def __init__(
         self,
@@ -118,7 +117,9 @@ class VerifoneClient(BaseClient):
         on_call: OnCall | None = None,
     ) -> None:
         if not entity_id:
-            raise ConfigError("entity_id is required", provider=self.target, operation="configure")
+            raise ConfigError(
+                "entity_id is required", provider=self.target, operation=Operation.CONFIGURE
+            )
         super().__init__(
             base_url,
             auth_header=_auth_header(token, user, api_key),
@@ -129,7 +130,6 @@ class VerifoneClient(BaseClient):
             on_call=on_call,
         )
         self.entity_id = entity_id
-        self._rng = random.Random()
 
     def __repr__(self) -> str:
         return f"VerifoneClient(base_url={self.base_url!r}, entity_id={self.entity_id!r})"
@@ -141,65 +141,47 @@ class VerifoneClient(BaseClient):
     ) -> CreateResult:
         """``POST /v2/customer`` with a ``CustomerRequest`` (200 -> ``created``).
 
-        After an unknown outcome it reconciles (:meth:`reconcile`, passing ``owned`` on): one
-        match -> ``adopted``, several -> ``ambiguous``, none -> it creates again (within
-        ``max_attempts``). Raises :class:`UnknownOutcome` when even the reconciliation could
-        not run: then call :meth:`reconcile` before any new create.
+        Not safe to repeat, so it runs under the retry policy's unknown-outcome strategy
+        (:meth:`RetryPolicy.run <connectors.retry.RetryPolicy.run>`), whose look-up is
+        :meth:`find_created` (``owned`` passed on): one match -> ``adopted``, several ->
+        ``ambiguous``, none -> it is created again (within ``max_attempts``). Raises
+        :class:`UnknownOutcome` when even the look-up could not run: then call
+        :meth:`find_created` before any new create.
 
         Two creates with equal payloads whose outcomes are unknown at the same time cannot be
         told apart by any look-up: the caller sends such twins one at a time (see
         ``docs/connectors.md``).
         """
         body = self._request_body(payload)
-        cfg = self.config
-        rounds = 0
-        while True:
-            rounds += 1
-            try:
-                response = await self._caller.call(
-                    "create", "POST", COLLECTION, COLLECTION, body=body, idempotent=False
-                )
-                record = _record(response, "create")
-            except UnknownOutcome as exc:
-                if exc.status is None and exc.code and "Timeout" in exc.code:
-                    # The server may still be processing the request: let it finish first.
-                    await cfg.sleep(cfg.reconcile_delay_s)
-                found = await self._reconcile_after(exc, body, owned)
-                if found is not None:
-                    return found
-                if rounds >= cfg.max_attempts:
-                    raise TransientError(
-                        f"create failed {rounds} times without effect (none was created)",
-                        provider=self.target,
-                        operation="create",
-                        status=exc.status,
-                        code=exc.code,
-                        request_id=exc.request_id,
-                    ) from exc
-                ceiling = min(cfg.backoff_max_s, cfg.backoff_base_s * 2 ** (rounds - 1))
-                await cfg.sleep(self._rng.uniform(0, ceiling))
-                continue
+
+        async def send() -> CreateResult:
+            response = await self._caller.call(
+                Operation.CREATE, "POST", COLLECTION, COLLECTION, body=body, idempotent=False
+            )
+            record = _record(response, Operation.CREATE)
             return CreateResult("created", str(record["id"]), record)
 
-    async def _reconcile_after(
-        self, cause: UnknownOutcome, body: Mapping[str, Any], owned: OwnedHook | None
-    ) -> CreateResult | None:
-        try:
-            return await self.reconcile(body, owned=owned)
-        except TransientError as exc:
-            raise UnknownOutcome(
-                f"create outcome unknown ({cause.message}); reconciliation failed: {exc.message}",
-                provider=self.target,
-                operation="create",
-                status=cause.status,
-                code=cause.code,
-                request_id=cause.request_id,
-            ) from exc
+        async def look_up(unknown: UnknownOutcome) -> CreateResult | None:
+            try:
+                return await self.find_created(body, owned=owned)
+            except TransientError as exc:
+                raise UnknownOutcome(
+                    f"create outcome unknown ({unknown.message}); reconciliation failed:"
+                    f" {exc.message}",
+                    provider=self.target,
+                    operation=Operation.CREATE,
+                    status=unknown.status,
+                    code=unknown.code,
+                    request_id=unknown.request_id,
+                ) from exc
 
-    async def reconcile(
+        return await self.retry_policy.run(send, on_unknown_outcome=look_up)
+
+    async def find_created(
         self, payload: Mapping[str, Any], *, owned: OwnedHook | None = None
     ) -> CreateResult | None:
-        """Search for records equal to ``payload`` (:meth:`equal_matches`).
+        """The customer a create of ``payload`` made: search for records equal to it
+        (:meth:`equal_matches`).
 
         Returns ``adopted`` (one match), ``ambiguous`` (several; never guessed) or ``None``
         (no match: creating it is safe).
@@ -224,19 +206,36 @@ class VerifoneClient(BaseClient):
         sent = scalar_fields(body)
         # Search on the text fields; the others are compared below, record by record.
         searchable = {k: v for k, v in sent.items() if k not in NOT_TEXT_FILTERABLE}
-        records = await self._search_all(rsql.all_equal(searchable), "reconcile")
+        records = await self._search_all(rsql.all_equal(searchable), Operation.FIND_CREATED)
         hits = [r for r in records if equals_sent(r, sent)]
         if hits and owned is not None:
             taken = set(owned([str(r["id"]) for r in hits]))
             hits = [r for r in hits if str(r["id"]) not in taken]
         return hits
 
+    def superseded(self, payload: Mapping[str, Any]) -> str | None:
+        """Why a create of ``payload`` cannot be looked up by this client, or ``None``.
+
+        A create sent to another entity (the setting was wrong, or moved) cannot be looked up
+        by a client bound to the current entity, and must not stop every later run: it is
+        planned again under the current entity, and the answer names the entity to check for
+        a stray customer.
+        """
+        sent_to = payload.get("entity_id", self.entity_id)
+        if sent_to == self.entity_id:
+            return None
+        return (
+            f"superseded: sent to entity {sent_to!r} with an unknown outcome; the entity id is"
+            f" now {self.entity_id!r}, where it is planned again (check {sent_to!r} for a stray"
+            " customer)"
+        )
+
     # -- read ---------------------------------------------------------------------------
 
     async def get(self, remote_id: str) -> dict[str, Any]:
         """``GET /v2/customer/{id}``; raises :class:`RecordRejected` (404) when absent."""
-        response = await self._caller.call("get", "GET", ITEM, _item(remote_id))
-        return _record(response, "get")
+        response = await self._caller.call(Operation.GET, "GET", ITEM, _item(remote_id))
+        return _record(response, Operation.GET)
 
     async def fetch_many(self, remote_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
         """Records by id, in bulk: ``search=entity_id==E;id=in=(…)`` per chunk.
@@ -282,7 +281,7 @@ class VerifoneClient(BaseClient):
         size = len(chunk)
         page = 1
         while True:
-            items = await self._page("get_many", search, page, size)
+            items = await self._page(Operation.GET_MANY, search, page, size)
             for item in items:
                 remote_id = str(item.get("id"))
                 if remote_id in wanted:
@@ -296,7 +295,7 @@ class VerifoneClient(BaseClient):
         ``billing.last_name`` allowed), all pages."""
         if not criteria:
             raise ValueError("find needs at least one criterion")
-        return await self._search_all(rsql.all_equal(criteria), "find")
+        return await self._search_all(rsql.all_equal(criteria), Operation.FIND)
 
     async def find_by_email(self, email: str) -> list[dict[str, Any]]:
         """Records with this ``email_address``."""
@@ -308,9 +307,9 @@ class VerifoneClient(BaseClient):
 
     async def search(self, rsql_filter: str) -> list[dict[str, Any]]:
         """Records of this entity matching a raw RSQL filter, all pages."""
-        return await self._search_all(rsql_filter, "search")
+        return await self._search_all(rsql_filter, Operation.SEARCH)
 
-    async def _search_all(self, rsql_filter: str, operation: str) -> list[dict[str, Any]]:
+    async def _search_all(self, rsql_filter: str, operation: Operation) -> list[dict[str, Any]]:
         search = rsql.and_(rsql.eq("entity_id", self.entity_id), rsql_filter)
         size = self.config.page_size
         seen: dict[str, dict[str, Any]] = {}
@@ -323,7 +322,7 @@ class VerifoneClient(BaseClient):
                 return list(seen.values())
             page += 1
 
-    async def _page(self, operation: str, search: str, page: int, size: int) -> list[Any]:
+    async def _page(self, operation: Operation, search: str, page: int, size: int) -> list[Any]:
         params: dict[str, str | int] = {
             "search": search,
             "page_number": page,
@@ -349,14 +348,16 @@ class VerifoneClient(BaseClient):
         """``POST /v2/customer/{id}`` with the full ``CustomerRequest`` (the provider
         replaces the record's fields, so send the merged record, not a diff)."""
         body = self._request_body(payload)
-        response = await self._caller.call("update", "POST", ITEM, _item(remote_id), body=body)
-        return _record(response, "update")
+        response = await self._caller.call(
+            Operation.UPDATE, "POST", ITEM, _item(remote_id), body=body
+        )
+        return _record(response, Operation.UPDATE)
 
     async def delete(self, remote_id: str) -> CloseResult:
         """``DELETE /v2/customer/{id}``: 204 -> ``deleted``; 404 -> ``already_gone``."""
         state = CallState()
         try:
-            await self._caller.call("delete", "DELETE", ITEM, _item(remote_id), state=state)
+            await self._caller.call(Operation.DELETE, "DELETE", ITEM, _item(remote_id), state=state)
         except RecordRejected as exc:
             if exc.status != 404:
                 raise
@@ -373,7 +374,7 @@ class VerifoneClient(BaseClient):
         raise NotSupported(
             "Verifone customers have no payment instruments in this API",
             provider=self.target,
-            operation="deactivate_instrument",
+            operation=Operation.DEACTIVATE_INSTRUMENT,
         )
 
     def _request_body(self, payload: Mapping[str, Any]) -> dict[str, Any]:
@@ -384,7 +385,7 @@ class VerifoneClient(BaseClient):
             raise ConfigError(
                 "payload entity_id differs from the client's entity_id",
                 provider=self.target,
-                operation="configure",
+                operation=Operation.CONFIGURE,
                 code="ENTITY_MISMATCH",
             )
         return body
@@ -402,7 +403,7 @@ def _auth_header(token: Secret | None, user: str | None, api_key: Secret | None)
     raise ConfigError(
         "Verifone needs a token (Bearer) or user + api_key (Basic)",
         provider="verifone",
-        operation="configure",
+        operation=Operation.CONFIGURE,
     )
 
 
@@ -410,12 +411,12 @@ def _item(remote_id: str) -> str:
     return f"{COLLECTION}/{path_segment(remote_id)}"
 
 
-def _record(response: httpx.Response, operation: str) -> dict[str, Any]:
+def _record(response: httpx.Response, operation: Operation) -> dict[str, Any]:
     data = json_body(response, provider="verifone", operation=operation)
     if isinstance(data, dict) and "id" in data:
         return data
-    error = UnknownOutcome if operation == "create" else RecordRejected
-    # A create answered 200 without a usable record may still have created one: reconcile.
+    error = UnknownOutcome if operation is Operation.CREATE else RecordRejected
+    # A create answered 200 without a usable record may still have created one: look it up.
     raise error(
         "the response is not a customer record",
         provider="verifone",

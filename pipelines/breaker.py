@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from connectors.errors import ConfigError
 from connectors.http import CallRecord
+from connectors.operation import Operation
 
 
 class ProviderUnreachable(ConfigError):
@@ -49,5 +50,5 @@ class Breaker:
             f"is CUSTSYNC_{target.upper()}_BASE_URL right and the provider up? "
             "The run stopped; what was done is recorded",
             provider=target,
-            operation="any",
+            operation=Operation.ANY,
         )

@@ -16,8 +16,7 @@ import orjson
 
 from connectors.errors import FatalError, ProviderError, UnknownOutcome
 from connectors.http import call_ref
-from connectors.protocol import CreateResult, CustomerConnector
-from connectors.verifone import OwnedHook, VerifoneClient
+from connectors.protocol import CreateResult, CustomerConnector, OwnedHook
 from pipelines.adoption import find_matches
 from pipelines.batch import (
     BatchResult,
@@ -206,21 +205,16 @@ class BatchExecutor:
                     self.ambiguous(result, row, found, why)
                     return
             adopted = found[0] if found else None
-        elif row.external_id in self.options.verify_first and isinstance(
-            self.connector, VerifoneClient
-        ):
+        elif row.external_id in self.options.verify_first:
             # This key once shared a remote id with another key: its own customer may exist.
-            looked = await self.connector.reconcile(payload, owned=owned)
+            looked = await self.connector.find_created(payload, owned=owned)
             if looked is not None and self._settle_created(row, looked, result) is None:
                 return
             adopted = looked.record if looked is not None else None
         if adopted is not None:
             await self._converge(row, payload, adopted, result, outcome="adopted")
             return
-        if isinstance(self.connector, VerifoneClient):
-            created = await self.connector.create(payload, owned=owned)
-        else:
-            created = await self.connector.create(payload)
+        created = await self.connector.create(payload, owned=owned)
         record = self._settle_created(row, created, result)
         if record is None:
             return

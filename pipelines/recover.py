@@ -13,13 +13,11 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from typing import Any
 
 import orjson
 
 from connectors.errors import FatalError, ProviderError
 from connectors.protocol import CustomerConnector
-from connectors.verifone import VerifoneClient
 from pipelines.batch import BatchResult, HaltHook, PlanRow, gather_or_halt
 from pipelines.executor import BatchExecutor
 
@@ -27,22 +25,6 @@ log = logging.getLogger("custsync")
 
 ENTITY_CHANGED = "ENTITY_CHANGED"
 """``error_code`` of a pending create superseded because the entity id setting changed."""
-
-
-def _superseded(payload: dict[str, Any], entity_id: str) -> str | None:
-    """Why a pending Verifone create cannot be recovered under ``entity_id``, or ``None``.
-
-    A create sent to another entity (the setting was wrong, or moved) cannot be looked up by a
-    client bound to the current entity, and must not stop every later run: it is re-planned
-    under the current entity, and the outcome names the entity to check for a stray customer.
-    """
-    sent_to = payload.get("entity_id", entity_id)
-    if sent_to == entity_id:
-        return None
-    return (
-        f"superseded: sent to entity {sent_to!r} with an unknown outcome; the entity id is now"
-        f" {entity_id!r}, where it is planned again (check {sent_to!r} for a stray customer)"
-    )
 
 
 def _twin_key(row: PlanRow) -> str:
@@ -64,18 +46,17 @@ async def settle_pending(
     unsettled: list[str] = []
     groups: dict[str, list[PlanRow]] = {}
     for row in rows:
-        if row.action != "create" or not isinstance(connector, VerifoneClient):
+        if row.action != "create" or not connector.capabilities.look_up_creates:
             # Idempotent (SumUp create answers 409, updates and deletes repeat safely).
             executor.record(result, row, "skipped", message="re-planned after a crash")
             continue
-        superseded = _superseded(orjson.loads(row.payload or "{}"), connector.entity_id)
+        superseded = connector.superseded(orjson.loads(row.payload or "{}"))
         if superseded is not None:
             executor.record(result, row, "skipped", error_code=ENTITY_CHANGED, message=superseded)
         else:
             groups.setdefault(_twin_key(row), []).append(row)
 
     async def settle(members: list[PlanRow]) -> None:
-        assert isinstance(connector, VerifoneClient)
         members = sorted(members, key=lambda r: r.external_id)
 
         def owned(remote_ids: Sequence[str]) -> set[str]:

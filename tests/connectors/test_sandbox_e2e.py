@@ -205,15 +205,15 @@ def test_commit_then_fail_create_is_adopted_not_repeated(sb: SandboxServer, kind
     assert stored["id"] == result.remote_id
 
 
-def test_reconcile_finds_a_customer_with_a_shipping_phone(sb: SandboxServer) -> None:
+def test_find_created_finds_a_customer_with_a_shipping_phone(sb: SandboxServer) -> None:
     # The published search types shipping.phone as a number: filtering it with == on a phone
-    # such as "+44 20 7946 0000" is a 400, so reconciliation must compare it locally instead.
+    # such as "+44 20 7946 0000" is a 400, so the look-up must compare it locally instead.
     payload = {**_vf_payload(7), "shipping": {"phone": "+44 20 7946 0000", "city": "London"}}
     (seeded,) = sb.admin.seed_verifone([payload])
 
     async def main() -> Any:
         async with _verifone(sb) as vf:
-            return await vf.reconcile(payload)
+            return await vf.find_created(payload)
 
     result = _run(main())
     assert result is not None and result.outcome == "adopted"

@@ -10,11 +10,13 @@ import orjson
 import pytest
 
 from connectors.errors import AuthError, RecordRejected, UnknownOutcome
-from connectors.protocol import Capabilities, CloseResult, CreateResult
+from connectors.protocol import Capabilities, CloseResult, CreateResult, OwnedHook
 from pipelines.batch import ExecutionOptions, PlanRow
 from pipelines.executor import BatchExecutor
 
-VERIFONE = Capabilities(delete=True, list=True, instruments=False, client_ids=False)
+VERIFONE = Capabilities(
+    delete=True, list=True, instruments=False, client_ids=False, look_up_creates=True
+)
 
 
 class FakeVerifone:
@@ -33,7 +35,9 @@ class FakeVerifone:
         if key in self.fail:
             raise self.fail[key]
 
-    async def create(self, payload: Mapping[str, Any]) -> CreateResult:
+    async def create(
+        self, payload: Mapping[str, Any], *, owned: OwnedHook | None = None
+    ) -> CreateResult:
         self._check("create", payload.get("email_address"))
         rid = f"id-{len(self.records)}"
         self.records[rid] = {"id": rid, **payload}
@@ -195,7 +199,9 @@ class SlowVerifone(FakeVerifone):
         super().__init__()
         self.timeline: list[tuple[str, str | None]] = []
 
-    async def create(self, payload: Mapping[str, Any]) -> CreateResult:
+    async def create(
+        self, payload: Mapping[str, Any], *, owned: OwnedHook | None = None
+    ) -> CreateResult:
         key = payload.get("email_address")
         self.timeline.append(("start", key))
         await asyncio.sleep(0.01)
@@ -245,7 +251,9 @@ def test_an_unconfirmed_twin_holds_the_rest_of_its_group_for_the_run() -> None:
 
 def test_an_adoption_of_another_keys_customer_is_refused() -> None:
     class Adopting(FakeVerifone):
-        async def create(self, payload: Mapping[str, Any]) -> CreateResult:
+        async def create(
+            self, payload: Mapping[str, Any], *, owned: OwnedHook | None = None
+        ) -> CreateResult:
             return CreateResult("adopted", "taken", {"id": "taken", **payload})
 
     executor = BatchExecutor(
@@ -292,7 +300,9 @@ def test_migration_never_adopts_an_owned_customer_nor_one_two_keys_would_adopt()
 
 def test_a_twin_held_behind_an_ambiguous_one_is_ambiguous_too() -> None:
     class Ambiguous(FakeVerifone):
-        async def create(self, payload: Mapping[str, Any]) -> CreateResult:
+        async def create(
+            self, payload: Mapping[str, Any], *, owned: OwnedHook | None = None
+        ) -> CreateResult:
             self.calls.append(("create", payload.get("email_address")))
             return CreateResult("ambiguous", None, None, candidates=("x", "y"))
 

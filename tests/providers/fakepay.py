@@ -22,7 +22,8 @@ from connectors.config import ClientConfig
 from connectors.errors import NotSupported, RecordRejected
 from connectors.http import CallRecord, OnCall, call_ref
 from connectors.limiter import LimiterStats
-from connectors.protocol import Capabilities, CloseResult, CreateResult
+from connectors.operation import Operation
+from connectors.protocol import Capabilities, CloseResult, CreateResult, OwnedHook
 from connectors.providers.base import (
     MissingCredentials,
     Provider,
@@ -81,7 +82,10 @@ class FakepayClient:
     """The connector: the calls custsync's pipeline drives, each logged as a call record."""
 
     target = NAME
-    capabilities = Capabilities(delete=True, list=False, instruments=False, client_ids=False)
+    # Its creates are not looked up after an unknown outcome: the in-memory API always answers.
+    capabilities = Capabilities(
+        delete=True, list=False, instruments=False, client_ids=False, look_up_creates=False
+    )
 
     def __init__(
         self, api: FakepayApi, token: Secret, base_url: str, on_call: OnCall | None
@@ -95,7 +99,7 @@ class FakepayClient:
         self._calls = 0
 
     async def _call(
-        self, operation: str, method: str, template: str, path: str, body: Any = None
+        self, operation: Operation, method: str, template: str, path: str, body: Any = None
     ) -> httpx.Response:
         started, clock = datetime.now(UTC), time.perf_counter()
         response = await self._http.request(
@@ -127,37 +131,58 @@ class FakepayClient:
             )
         return response
 
-    async def create(self, payload: Mapping[str, Any], **_: Any) -> CreateResult:
-        response = await self._call("create", "POST", "/people", "/people", dict(payload))
+    async def create(
+        self, payload: Mapping[str, Any], *, owned: OwnedHook | None = None
+    ) -> CreateResult:
+        response = await self._call(Operation.CREATE, "POST", "/people", "/people", dict(payload))
         record = response.json()
         return CreateResult("created", str(record["id"]), record)
+
+    async def find_created(
+        self, payload: Mapping[str, Any], *, owned: OwnedHook | None = None
+    ) -> CreateResult | None:
+        return None
+
+    async def equal_matches(
+        self, payload: Mapping[str, Any], *, owned: OwnedHook | None = None
+    ) -> list[dict[str, Any]]:
+        raise NotSupported("no search", provider=NAME, operation=Operation.FIND)
+
+    def superseded(self, payload: Mapping[str, Any]) -> str | None:
+        return None
 
     async def fetch_many(self, remote_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
         out: dict[str, dict[str, Any]] = {}
         for remote_id in remote_ids:
-            response = await self._call("get", "GET", "/people/{id}", f"/people/{remote_id}")
+            response = await self._call(
+                Operation.GET, "GET", "/people/{id}", f"/people/{remote_id}"
+            )
             if response.status_code == 200:
                 out[remote_id] = response.json()
         return out
 
     async def update(self, remote_id: str, payload: Mapping[str, Any]) -> dict[str, Any]:
         response = await self._call(
-            "update", "PUT", "/people/{id}", f"/people/{remote_id}", dict(payload)
+            Operation.UPDATE, "PUT", "/people/{id}", f"/people/{remote_id}", dict(payload)
         )
         if response.status_code == 404:
-            raise RecordRejected("gone", provider=NAME, operation="update", status=404)
+            raise RecordRejected("gone", provider=NAME, operation=Operation.UPDATE, status=404)
         record: dict[str, Any] = response.json()
         return record
 
     async def close(self, remote_id: str) -> CloseResult:
-        response = await self._call("delete", "DELETE", "/people/{id}", f"/people/{remote_id}")
+        response = await self._call(
+            Operation.DELETE, "DELETE", "/people/{id}", f"/people/{remote_id}"
+        )
         return CloseResult("already_gone" if response.status_code == 404 else "deleted")
 
     async def deactivate_instrument(self, remote_id: str, token: str) -> bool:
-        raise NotSupported("no instruments", provider=NAME, operation="deactivate_instrument")
+        raise NotSupported(
+            "no instruments", provider=NAME, operation=Operation.DEACTIVATE_INSTRUMENT
+        )
 
     async def find(self, criteria: Mapping[str, str]) -> list[dict[str, Any]]:
-        raise NotSupported("no search", provider=NAME, operation="find")
+        raise NotSupported("no search", provider=NAME, operation=Operation.FIND)
 
     def stats(self) -> LimiterStats:
         return LimiterStats("unlimited", None, 0, 0, 0, 0.0, 0, self._calls)
