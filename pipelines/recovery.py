@@ -1,7 +1,7 @@
 """The recover stage: settle what a crashed run left in flight, before anything is planned.
 
 A pending journal intent is an action whose effect is unknown. Only a non-idempotent create
-needs a look at the provider (did it happen?): :func:`pipelines.recover.settle_pending`. Every
+needs a look at the provider (did it happen?): :func:`pipelines.pending.settle_pending`. Every
 other pending action is idempotent and simply planned again by this run's diff. The outcomes
 and calls are recorded like a batch's, in one transaction, before the plan is made.
 """
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pipelines.batch import BatchResult, PlanRow
 from pipelines.exit_codes import ExitCode
-from pipelines.recover import settle_pending
+from pipelines.pending import settle_pending
 from pipelines.run import Run
 
 

@@ -33,11 +33,11 @@ import orjson
 
 from connectors.config import ClientConfig
 from connectors.http import CallRecord
+from connectors.providers.sumup.client import SumUpClient
+from connectors.providers.verifone.client import VerifoneClient
 from connectors.sandbox.config import SandboxConfig
 from connectors.sandbox.server import SandboxProcess
 from connectors.secret import Secret
-from connectors.sumup import SumUpClient
-from connectors.verifone import VerifoneClient
 
 ENTITY = "sandbox-entity"
 VF_TOKEN = "sandbox-token"

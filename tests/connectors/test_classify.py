@@ -7,7 +7,6 @@ from typing import Any
 import httpx
 import pytest
 
-from connectors.classify import classify_sumup, classify_verifone
 from connectors.errors import (
     AuthError,
     ConfigError,
@@ -15,6 +14,8 @@ from connectors.errors import (
     RecordRejected,
     TransientError,
 )
+from connectors.providers.sumup.classify import classify_sumup
+from connectors.providers.verifone.classify import classify_verifone
 from tests.connectors.fakes import json_response
 
 VF_ERROR = {"code": 400, "details": {"field": "email_address"}, "message": "Invalid email"}

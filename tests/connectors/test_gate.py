@@ -10,8 +10,8 @@ import pytest
 
 from connectors.config import ClientConfig
 from connectors.gate import CallHalted, SendGate, send_gate
+from connectors.providers.verifone.client import VerifoneClient
 from connectors.secret import Secret
-from connectors.verifone import VerifoneClient
 from tests.connectors.fakes import Calls
 
 PAYLOAD: dict[str, Any] = {"entity_id": "e", "email_address": "a@x.io", "company_name": "Acme"}

@@ -9,9 +9,9 @@ import pytest
 
 from connectors.errors import NotSupported
 from connectors.operation import Operation
+from connectors.providers.sumup.client import SumUpClient
+from connectors.providers.verifone.client import VerifoneClient
 from connectors.secret import Secret
-from connectors.sumup import SumUpClient
-from connectors.verifone import VerifoneClient
 from tests.connectors.fakes import Calls, Recorder, json_response
 
 CUSTOMER = {"customer_id": "c-1", "personal_details": {"first_name": "Ann"}}

@@ -14,11 +14,11 @@ import pytest
 
 from connectors.config import ClientConfig
 from connectors.errors import AuthError, RecordRejected
+from connectors.providers.sumup.client import SumUpClient
+from connectors.providers.verifone.client import VerifoneClient
 from connectors.sandbox.config import SandboxConfig
 from connectors.sandbox.server import SandboxServer
 from connectors.secret import Secret
-from connectors.sumup import SumUpClient
-from connectors.verifone import VerifoneClient
 from tests.connectors.fakes import Calls
 
 pytestmark = pytest.mark.e2e

@@ -13,9 +13,9 @@ import pytest
 
 from connectors.errors import ConfigError, ProviderError
 from connectors.http import check_base_url
+from connectors.providers.sumup.client import SumUpClient
+from connectors.providers.verifone.client import VerifoneClient
 from connectors.secret import Secret
-from connectors.sumup import SumUpClient
-from connectors.verifone import VerifoneClient
 from tests.connectors.fakes import Calls, Recorder, VirtualTime, json_response
 
 TOKEN = "tok-SECRET-4f9a"

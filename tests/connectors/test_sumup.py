@@ -11,8 +11,8 @@ import pytest
 
 from connectors.errors import NotSupported, RecordRejected, TransientError
 from connectors.protocol import CustomerConnector
+from connectors.providers.sumup.client import SumUpClient
 from connectors.secret import Secret
-from connectors.sumup import SumUpClient
 from tests.connectors.fakes import Calls, Recorder, VirtualTime, body_of, json_response
 
 BASE = "https://api.sumup.example"

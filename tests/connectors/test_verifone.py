@@ -21,8 +21,8 @@ from connectors.errors import (
 )
 from connectors.http import call_ref
 from connectors.protocol import CustomerConnector
+from connectors.providers.verifone.client import VerifoneClient, matches_sent, scalar_fields
 from connectors.secret import Secret
-from connectors.verifone import VerifoneClient, matches_sent, scalar_fields
 from tests.connectors.fakes import Calls, Recorder, VirtualTime, body_of, json_response
 
 BASE = "https://vf.example/oidc/customer-service"

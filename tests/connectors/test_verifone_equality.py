@@ -7,7 +7,7 @@ from typing import Any
 
 import httpx
 
-from connectors.verifone import equals_sent, request_fields, scalar_fields
+from connectors.providers.verifone.client import equals_sent, request_fields, scalar_fields
 from tests.connectors.fakes import json_response
 from tests.connectors.test_verifone import PAYLOAD, _posts, _record, _run
 

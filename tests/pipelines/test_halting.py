@@ -14,8 +14,8 @@ from connectors.config import ClientConfig
 from connectors.errors import AuthError, FatalError
 from connectors.gate import CallHalted, SendGate, send_gate
 from connectors.http import CallRecord
+from connectors.providers.verifone.client import VerifoneClient
 from connectors.secret import Secret
-from connectors.verifone import VerifoneClient
 from pipelines.batch import BatchResult, PlanRow, gather_or_halt
 from pipelines.executor import BatchExecutor
 from pipelines.halted import NOT_SENT, settle_unfinished

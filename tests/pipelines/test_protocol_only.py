@@ -22,7 +22,7 @@ from connectors.protocol import (
 )
 from pipelines.batch import BatchResult, ExecutionOptions, PlanRow
 from pipelines.executor import BatchExecutor
-from pipelines.recover import ENTITY_CHANGED, settle_pending
+from pipelines.pending import ENTITY_CHANGED, settle_pending
 
 PAYLOAD = {"scope": "s-1", "company_name": "Acme"}
 

@@ -3,7 +3,7 @@
 Everything custsync knows of SumUp is declared here: the fields of ``Customer`` with their
 published limits, the ``customer_id`` rule, the content codes, the settings and credentials,
 and the connector. SumUp has no customer delete: closing a customer deactivates its payment
-instruments (:meth:`~connectors.sumup.SumUpClient.close`).
+instruments (:meth:`~connectors.providers.sumup.client.SumUpClient.close`).
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from connectors.providers.base import (
     ProviderSettings,
 )
 from connectors.providers.description import ClientId, Field, TargetDescription
-from connectors.sumup import SumUpClient
+from connectors.providers.sumup.client import SumUpClient
 
 CUSTOMER_ID_LENGTH = 32
 

@@ -19,7 +19,7 @@ from connectors.providers.base import (
     ProviderSettings,
 )
 from connectors.providers.description import Field, Requirement, TargetDescription
-from connectors.verifone import VerifoneClient
+from connectors.providers.verifone.client import VerifoneClient
 
 PHONE_PATTERN = r"^[0-9\s\-+().-]+$"
 """``phone_number``, ``work_phone``, ``billing.phone``, ``shipping.phone``."""

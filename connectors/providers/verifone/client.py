@@ -19,7 +19,6 @@ import httpx
 from connectors import rsql
 from connectors.base import BaseClient
 from connectors.caller import CallState, json_body
-from connectors.classify import classify_verifone
 from connectors.config import ClientConfig
 from connectors.errors import (
     ConfigError,
@@ -31,6 +30,7 @@ from connectors.errors import (
 from connectors.http import OnCall, path_segment
 from connectors.operation import Operation
 from connectors.protocol import Capabilities, CloseResult, CreateResult, OwnedHook
+from connectors.providers.verifone.classify import classify_verifone
 from connectors.secret import Secret
 
 COLLECTION = "/v2/customer"

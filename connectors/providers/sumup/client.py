@@ -15,12 +15,12 @@ import httpx
 
 from connectors.base import BaseClient
 from connectors.caller import CallState, json_body
-from connectors.classify import classify_sumup
 from connectors.config import ClientConfig
 from connectors.errors import ConfigError, NotSupported, RecordRejected
 from connectors.http import OnCall, path_segment
 from connectors.operation import Operation
 from connectors.protocol import Capabilities, CloseResult, CreateResult, OwnedHook
+from connectors.providers.sumup.classify import classify_sumup
 from connectors.secret import Secret
 
 COLLECTION = "/v0.1/customers"

@@ -10,11 +10,11 @@ import orjson
 import pytest
 
 from connectors.config import ClientConfig
+from connectors.providers.verifone.client import VerifoneClient
 from connectors.secret import Secret
-from connectors.verifone import VerifoneClient
 from pipelines.batch import BatchResult, PlanRow
 from pipelines.executor import BatchExecutor
-from pipelines.recover import settle_pending
+from pipelines.pending import settle_pending
 
 PAYLOAD = {"entity_id": "ent-1", "company_name": "Twin Handel GmbH"}
 
