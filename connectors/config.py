@@ -44,7 +44,7 @@ class ClientConfig:
     backoff_max_s: float = 30.0
     max_retry_after_s: float = 120.0
     """``Retry-After`` values above this are clamped (a broken header must not stall a run)."""
-    reconcile_delay_s: float = 1.0
+    settle_delay_s: float = 1.0
     """After a create timed out, wait this long before searching for it: the server may still
     be working on the request, and a search that runs first would miss the record."""
     adaptive_decrease: float = 0.7

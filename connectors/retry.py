@@ -203,7 +203,7 @@ class RetryPolicy:
             max_elapsed_s=config.max_elapsed_s,
             backoff_base_s=config.backoff_base_s,
             backoff_max_s=config.backoff_max_s,
-            settle_delay_s=config.reconcile_delay_s,
+            settle_delay_s=config.settle_delay_s,
             sleep=config.sleep,
             clock=config.clock,
         )

@@ -67,7 +67,7 @@ class Sleeps:
 
 def _policy(sleeps: Sleeps, **over: Any) -> RetryPolicy:
     config = ClientConfig(
-        **{"max_attempts": 3, "backoff_base_s": 1.0, "reconcile_delay_s": 5.0, **over},
+        **{"max_attempts": 3, "backoff_base_s": 1.0, "settle_delay_s": 5.0, **over},
         sleep=sleeps,
         clock=lambda: 0.0,
     )

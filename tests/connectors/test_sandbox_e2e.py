@@ -31,7 +31,7 @@ FAST = ClientConfig(
     backoff_base_s=0.005,
     backoff_max_s=0.05,
     max_retry_after_s=0.05,
-    reconcile_delay_s=0.0,
+    settle_delay_s=0.0,
     max_attempts=8,
 )
 

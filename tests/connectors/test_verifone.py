@@ -204,7 +204,7 @@ def test_create_timeout_waits_then_reports_several_matches_as_ambiguous() -> Non
             raise httpx.ReadTimeout("timed out", request=request)
         return json_response(200, [_record("u9"), _record("u3")])
 
-    result, rec, _, vt = _run(handler, lambda c: c.create(PAYLOAD), reconcile_delay_s=1.0)
+    result, rec, _, vt = _run(handler, lambda c: c.create(PAYLOAD), settle_delay_s=1.0)
     assert result.outcome == "ambiguous"
     assert result.remote_id is None and result.candidates == ("u3", "u9")
     assert len(_posts(rec)) == 1
