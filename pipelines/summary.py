@@ -6,7 +6,8 @@ from typing import Any
 
 import duckdb
 
-ACTIONS = ("create", "update", "delete", "close", "deactivate", "unchanged")
+from transforms.actions import SUMMARY_ACTIONS
+
 _SUCCEEDED = ("succeeded", "adopted")
 _FAILED = ("failed", "ambiguous")
 
@@ -19,7 +20,9 @@ def build_summary(
     execute_s: float | None = None,
 ) -> dict[str, Any]:
     """Counts for one run: per action planned / succeeded / failed, calls, retries, 429s, drift."""
-    summary: dict[str, Any] = {a: {"planned": 0, "succeeded": 0, "failed": 0} for a in ACTIONS}
+    summary: dict[str, Any] = {
+        a: {"planned": 0, "succeeded": 0, "failed": 0} for a in SUMMARY_ACTIONS
+    }
     summary["unchanged"]["planned"] = unchanged
     for action, n in con.execute(
         "SELECT action, count(*) FROM plan WHERE run_id = ? GROUP BY action", [run_id]
@@ -70,7 +73,7 @@ def build_summary(
 def failed_records(summary: dict[str, Any]) -> int:
     """Records that failed or were rejected (exit code 1 when non-zero)."""
     return int(summary["rejected"]) + sum(
-        int(summary[a]["failed"]) for a in ACTIONS if isinstance(summary.get(a), dict)
+        int(summary[a]["failed"]) for a in SUMMARY_ACTIONS if isinstance(summary.get(a), dict)
     )
 
 
@@ -86,7 +89,7 @@ def to_markdown(summary: dict[str, Any]) -> str:
         "| action | planned | succeeded | failed |",
         "|---|---:|---:|---:|",
     ]
-    for action in ACTIONS:
+    for action in SUMMARY_ACTIONS:
         c = summary[action]
         lines.append(f"| {action} | {c['planned']} | {c['succeeded']} | {c['failed']} |")
     lines += [

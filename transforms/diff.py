@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import polars as pl
 
+from transforms.actions import ACTING_ACTIONS, SENT_ACTIONS
 from transforms.canonical import hex_digest, sha256_text
 from transforms.schema import Mode, Target
 
@@ -43,8 +44,6 @@ PLAN_SCHEMA = pl.Schema(
     }
 )
 """Columns of :func:`plan_actions`' result."""
-
-ACTIONS: tuple[str, ...] = ("create", "update", "close", "delete", "unchanged", "skip")
 PLAN_ID_LENGTH = 32
 
 
@@ -171,7 +170,7 @@ def plan_actions(
     plan = _apply_failures(plan, failures, quarantine_after, mode)
     if not include_unchanged:
         plan = plan.filter(pl.col("action") != "unchanged")
-    sends = pl.col("action").is_in(["create", "update", "close"])
+    sends = pl.col("action").is_in(SENT_ACTIONS)
     in_extract = pl.col("__in_m")
     plan = plan.select(
         "external_id",
@@ -226,12 +225,12 @@ def _apply_failures(
     quarantined = (pl.col("failed_runs") >= quarantine_after) & (
         pl.col("__f_hash").is_null() | (pl.col("__f_hash") == current_hash)
     )
-    acting = pl.col("action").is_in(["create", "update", "close", "delete"])
+    acting = pl.col("action").is_in(ACTING_ACTIONS)
     unchanged = pl.col("action") == "unchanged"
     retried_unchanged = (
         has_failed
         & unchanged
-        & pl.col("__f_action").is_in(["create", "update", "close"])
+        & pl.col("__f_action").is_in(SENT_ACTIONS)
         & pl.col("__in_s")
         & pl.lit(mode != "create-only")
     )
@@ -247,7 +246,7 @@ def _apply_failures(
         .otherwise(pl.col("reason"))
         .alias("reason"),
     )
-    acting = pl.col("action").is_in(["create", "update", "close", "delete"])
+    acting = pl.col("action").is_in(ACTING_ACTIONS)
     return plan.with_columns(
         pl.when(has_failed & quarantined & acting)
         .then(pl.lit("skip"))

@@ -8,8 +8,9 @@ import polars as pl
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from transforms.actions import ACTIONS, DIFF_ACTIONS, SUMMARY_ACTIONS
 from transforms.diff import PLAN_SCHEMA, plan_actions, plan_id
-from transforms.schema import Mode
+from transforms.schema import MODES, Mode
 
 TARGET = "sumup"
 
@@ -137,6 +138,20 @@ def _failures(*rows: tuple[str, str, int, str | None]) -> pl.DataFrame:
         },
         orient="row",
     )
+
+
+def test_the_diff_plans_exactly_the_diff_actions() -> None:
+    """The one list of actions is the diff's: every mode together plans each of them, and
+    nothing else; ``deactivate`` comes from an instruments extract, ``skip`` is not summed."""
+    stuck = _failures(("changed", "update", 5, _hash("b")))
+    planned = {
+        action
+        for mode in MODES
+        for failures in (None, stuck)
+        for action, _ in plan(SOURCE, SNAP, mode, failures=failures).values()
+    }
+    assert planned == set(DIFF_ACTIONS) == set(ACTIONS) - {"deactivate"}
+    assert SUMMARY_ACTIONS == ("create", "update", "delete", "close", "deactivate", "unchanged")
 
 
 def test_failed_keys_are_retried_even_when_unchanged() -> None:
