@@ -446,14 +446,7 @@ class Run:
     def _instrument_rows(self) -> pl.DataFrame:
         """Plan rows for the explicit instrument deactivations; bad rows become rejects."""
         target = self.spec.target
-        done = {
-            plan_id
-            for (plan_id,) in self.store.con.execute(
-                "SELECT DISTINCT plan_id FROM outcomes WHERE target = ? AND action = 'deactivate' "
-                "AND result = 'succeeded'",
-                [target],
-            ).fetchall()
-        }
+        done = self.store.succeeded_plan_ids(target, "deactivate")
         rows, rejects = plan_deactivations(
             read_instruments(list(self.spec.instruments)), target, done
         )

@@ -1,7 +1,7 @@
 """The connection every part of the state store works through, and its transaction.
 
 :class:`~pipelines.state.store.StateStore` is one object composed of parts of one concept
-each (migrations, runs, snapshot, plan, journal, ownership), all subclasses of
+each (migrations, runs, snapshot, plan, journal, ownership, audit reads), all subclasses of
 :class:`StateBase`: they share one connection and one transaction, which a batch write needs
 (calls, outcomes, journal and snapshot commit together).
 """

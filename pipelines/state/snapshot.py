@@ -1,5 +1,5 @@
 """What the next plan reads: the snapshot of what each target holds, and the keys whose last
-outcome failed (retried, or quarantined)."""
+outcome failed (retried, or quarantined) or whose instrument deactivation already succeeded."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from collections.abc import Sequence
 import polars as pl
 
 from pipelines.state.base import StateBase
+from transforms.actions import Action
 
 SNAPSHOT_COLUMNS = (
     "external_id",
@@ -96,3 +97,13 @@ class Snapshot(StateBase):
             """,
             {"target": target},
         )
+
+    def succeeded_plan_ids(self, target: str, action: Action) -> set[str]:
+        """Plan ids of ``target``'s ``action`` rows that succeeded in any run (an explicit
+        deactivation done once is not planned again)."""
+        rows = self._run(
+            "SELECT DISTINCT plan_id FROM outcomes WHERE target = ? AND action = ?"
+            " AND result = 'succeeded'",
+            [target, action],
+        )
+        return {plan_id for (plan_id,) in rows}
