@@ -90,14 +90,7 @@ def _make_plan(run: Run) -> int:
 def _instrument_rows(run: Run) -> pl.DataFrame:
     """Plan rows for the explicit instrument deactivations; bad rows become rejects."""
     target = run.spec.target
-    done = {
-        plan_id
-        for (plan_id,) in run.store.con.execute(
-            "SELECT DISTINCT plan_id FROM outcomes WHERE target = ? AND action = 'deactivate' "
-            "AND result = 'succeeded'",
-            [target],
-        ).fetchall()
-    }
+    done = run.store.succeeded_plan_ids(target, "deactivate")
     rows, rejects = plan_deactivations(read_instruments(list(run.spec.instruments)), target, done)
     if rejects.height:
         run.store.write_rejects(run.run_id, target, rejects)

@@ -6,7 +6,9 @@ from typing import Any
 
 import duckdb
 
-ACTIONS = ("create", "update", "delete", "close", "deactivate", "unchanged")
+from pipelines.state.queries import AuditQueries
+from transforms.actions import SUMMARY_ACTIONS
+
 _SUCCEEDED = ("succeeded", "adopted")
 _FAILED = ("failed", "ambiguous")
 
@@ -18,59 +20,51 @@ def build_summary(
     unchanged: int = 0,
     execute_s: float | None = None,
 ) -> dict[str, Any]:
-    """Counts for one run: per action planned / succeeded / failed, calls, retries, 429s, drift."""
-    summary: dict[str, Any] = {a: {"planned": 0, "succeeded": 0, "failed": 0} for a in ACTIONS}
+    """Counts for one run: per action planned / succeeded / failed, calls, retries, 429s, drift.
+
+    ``con`` is a connection to the state file (the run's store's); the figures are read by
+    :meth:`~pipelines.state.queries.AuditQueries.run_counts`.
+    """
+    counts = AuditQueries(con).run_counts(run_id)
+    summary: dict[str, Any] = {
+        a: {"planned": 0, "succeeded": 0, "failed": 0} for a in SUMMARY_ACTIONS
+    }
     summary["unchanged"]["planned"] = unchanged
-    for action, n in con.execute(
-        "SELECT action, count(*) FROM plan WHERE run_id = ? GROUP BY action", [run_id]
-    ).fetchall():
+    for action, n in counts.planned.items():
         summary.setdefault(action, {"planned": 0, "succeeded": 0, "failed": 0})["planned"] = n
     adopted = ambiguous = drift = created = 0
-    for action, result, n, drifted in con.execute(
-        """SELECT action, result, count(*), count(*) FILTER (WHERE len(drift_fields) > 0)
-           FROM outcomes WHERE run_id = ? GROUP BY action, result""",
-        [run_id],
-    ).fetchall():
-        counts = summary.setdefault(action, {"planned": 0, "succeeded": 0, "failed": 0})
+    for row in counts.outcomes:
+        action, result, n = row.action, row.result, row.count
+        tally = summary.setdefault(action, {"planned": 0, "succeeded": 0, "failed": 0})
         if result in _SUCCEEDED:
-            counts["succeeded"] += n
+            tally["succeeded"] += n
         elif result in _FAILED:
-            counts["failed"] += n
+            tally["failed"] += n
         adopted += n if result == "adopted" else 0
         created += n if (action, result) == ("create", "succeeded") else 0
         ambiguous += n if result == "ambiguous" else 0
-        drift += drifted
-    row = con.execute(
-        """SELECT count(*), count(*) FILTER (WHERE attempt > 1),
-                  count(*) FILTER (WHERE status = 429)
-           FROM calls WHERE run_id = ?""",
-        [run_id],
-    ).fetchone()
-    calls, retries, http_429 = row if row else (0, 0, 0)
-    rejected_row = con.execute(
-        "SELECT count(DISTINCT coalesce(external_id, '')) FROM rejects WHERE run_id = ?", [run_id]
-    ).fetchone()
+        drift += row.drifted
     summary.update(
         {
-            "calls": calls,
-            "retries": retries,
-            "http_429": http_429,
+            "calls": counts.calls,
+            "retries": counts.retries,
+            "http_429": counts.http_429,
             "created": created,
             "adopted": adopted,
             "ambiguous": ambiguous,
             "drift": drift,
-            "rejected": rejected_row[0] if rejected_row else 0,
+            "rejected": counts.rejected,
         }
     )
     if execute_s:
-        summary["rate_per_s"] = round(calls / execute_s, 1)
+        summary["rate_per_s"] = round(counts.calls / execute_s, 1)
     return summary
 
 
 def failed_records(summary: dict[str, Any]) -> int:
     """Records that failed or were rejected (exit code 1 when non-zero)."""
     return int(summary["rejected"]) + sum(
-        int(summary[a]["failed"]) for a in ACTIONS if isinstance(summary.get(a), dict)
+        int(summary[a]["failed"]) for a in SUMMARY_ACTIONS if isinstance(summary.get(a), dict)
     )
 
 
@@ -86,7 +80,7 @@ def to_markdown(summary: dict[str, Any]) -> str:
         "| action | planned | succeeded | failed |",
         "|---|---:|---:|---:|",
     ]
-    for action in ACTIONS:
+    for action in SUMMARY_ACTIONS:
         c = summary[action]
         lines.append(f"| {action} | {c['planned']} | {c['succeeded']} | {c['failed']} |")
     lines += [

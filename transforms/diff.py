@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import polars as pl
 
+from transforms.actions import ACTING_ACTIONS, SENT_ACTIONS
 from transforms.canonical import hex_digest, sha256_text
 from transforms.schema import Mode
 
@@ -42,9 +43,8 @@ PLAN_SCHEMA = pl.Schema(
         "content_key": pl.UInt64,
     }
 )
-"""Columns of :func:`plan_actions`' result."""
-
-ACTIONS: tuple[str, ...] = ("create", "update", "close", "delete", "unchanged", "skip")
+"""Columns of :func:`plan_actions`' result, and of a stored plan row (``base_payload``: the
+merge base, which the state store joins in when the plan is read)."""
 PLAN_ID_LENGTH = 32
 
 
@@ -126,29 +126,27 @@ def plan_actions(
 
     ``mapped`` comes from :func:`transforms.mapping.map_rows`; ``snapshot`` needs
     ``external_id``, ``content_key``, ``status`` and, optionally, ``content_hash`` (a
-    delete's plan row carries it), ``remote_id`` and ``payload`` (then ``remote_id`` and
-    ``base_payload`` are filled from it; the state store fills them when the plan is written
-    otherwise). ``failures`` (``external_id``,
+    delete's plan row carries it). The diff fills in nothing else from the snapshot: a row's
+    ``remote_id`` is the extract's (SumUp's derived id; null for Verifone and for a delete) and
+    ``base_payload`` is null; the state store fills both from its snapshot table, the remote id
+    when the plan is written and the merge base when it is read (:meth:`StateStore.write_plan
+    <pipelines.state.store.StateStore.write_plan>`). ``failures`` (``external_id``,
     ``action``, ``failed_runs``, optionally ``content_hash``) lists keys whose last outcome
     failed. ``rejected`` (a rejects frame or a series of keys) protects keys that are in the
     extract but failed validation from being deleted: pass the rejects in mirror mode.
 
-    Returns :data:`PLAN_SCHEMA` columns sorted by ``external_id``. ``payload`` and
-    ``base_payload`` are null where nothing will be sent (delete, unchanged, skip), which keeps
-    the frame small for millions of unchanged keys; ``include_unchanged=False`` leaves those
-    keys out altogether.
+    Returns :data:`PLAN_SCHEMA` columns sorted by ``external_id``. ``payload`` is null where
+    nothing will be sent (delete, unchanged, skip), which keeps the frame small for millions of
+    unchanged keys; ``include_unchanged=False`` leaves those keys out altogether.
     """
-    optional = {"content_hash": "__s_hash", "remote_id": "__s_remote_id", "payload": "__s_payload"}
     snap = snapshot.lazy().select(
         "external_id",
         pl.col("content_key").alias("__s_key"),
         pl.col("status").alias("__s_status"),
-        *(
-            pl.col(name).alias(alias)
-            if name in snapshot.columns
-            else pl.lit(None, pl.String).alias(alias)
-            for name, alias in optional.items()
-        ),
+        # read for quarantine too: a failed delete's hash is compared with the snapshot's
+        pl.col("content_hash").alias("__s_hash")
+        if "content_hash" in snapshot.columns
+        else pl.lit(None, pl.String).alias("__s_hash"),
     )
     src = mapped.lazy().select(
         "external_id", "status", "remote_id", "payload", "content_hash", "content_key"
@@ -171,21 +169,19 @@ def plan_actions(
     plan = _apply_failures(plan, failures, quarantine_after, mode)
     if not include_unchanged:
         plan = plan.filter(pl.col("action") != "unchanged")
-    sends = pl.col("action").is_in(["create", "update", "close"])
+    sends = pl.col("action").is_in(SENT_ACTIONS)
     in_extract = pl.col("__in_m")
     plan = plan.select(
         "external_id",
         "action",
         pl.when(in_extract).then(pl.col("status")).otherwise(pl.col("__s_status")).alias("status"),
-        pl.coalesce("__s_remote_id", "remote_id").alias("remote_id"),
+        "remote_id",
         pl.when(sends).then(pl.col("payload")).alias("payload"),
         pl.when(in_extract)
         .then(pl.col("content_hash"))
         .otherwise(pl.col("__s_hash"))
         .alias("content_hash"),
-        pl.when(pl.col("action").is_in(["update", "close"]))
-        .then(pl.col("__s_payload"))
-        .alias("base_payload"),
+        pl.lit(None, pl.String).alias("base_payload"),
         "reason",
         pl.when(in_extract)
         .then(pl.col("content_key"))
@@ -226,12 +222,12 @@ def _apply_failures(
     quarantined = (pl.col("failed_runs") >= quarantine_after) & (
         pl.col("__f_hash").is_null() | (pl.col("__f_hash") == current_hash)
     )
-    acting = pl.col("action").is_in(["create", "update", "close", "delete"])
+    acting = pl.col("action").is_in(ACTING_ACTIONS)
     unchanged = pl.col("action") == "unchanged"
     retried_unchanged = (
         has_failed
         & unchanged
-        & pl.col("__f_action").is_in(["create", "update", "close"])
+        & pl.col("__f_action").is_in(SENT_ACTIONS)
         & pl.col("__in_s")
         & pl.lit(mode != "create-only")
     )
@@ -247,7 +243,7 @@ def _apply_failures(
         .otherwise(pl.col("reason"))
         .alias("reason"),
     )
-    acting = pl.col("action").is_in(["create", "update", "close", "delete"])
+    acting = pl.col("action").is_in(ACTING_ACTIONS)
     return plan.with_columns(
         pl.when(has_failed & quarantined & acting)
         .then(pl.lit("skip"))

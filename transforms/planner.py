@@ -99,13 +99,13 @@ def build_plan(
     """Normalise, validate, map, hash and diff an extract against ``snapshot``.
 
     ``frame`` is :attr:`pipelines.extract.ExtractResult.frame` (canonical, not yet
-    normalised). ``snapshot`` needs ``external_id``, ``content_key`` and ``status``; with
-    ``remote_id`` and ``payload`` columns, the plan's ``remote_id`` and ``base_payload`` are
-    filled from them (otherwise :meth:`StateStore.write_plan
-    <pipelines.state.store.StateStore.write_plan>` fills them from the snapshot table: then
-    execute from the stored plan). Rejected keys are protected from deletion. ``constants``
-    holds the target's constant body values (:func:`transforms.mapping.map_rows`); the other
-    arguments are those of :func:`~transforms.diff.plan_actions`.
+    normalised). ``snapshot`` needs ``external_id``, ``content_key`` and ``status``
+    (``content_hash`` is optional, as for :func:`~transforms.diff.plan_actions`). The plan's
+    remote ids and merge bases come from the state store, which fills them from its snapshot
+    table (:meth:`StateStore.write_plan <pipelines.state.store.StateStore.write_plan>`): execute
+    from the stored plan. Rejected keys are protected from deletion. ``constants`` holds the
+    target's constant body values (:func:`transforms.mapping.map_rows`); the other arguments
+    are those of :func:`~transforms.diff.plan_actions`.
     """
     rows = normalise(frame.with_row_index(_ROW, offset=1))
     key = pl.col("external_id")

@@ -30,6 +30,7 @@ from rich.text import Text
 from pipelines import crash
 from pipelines.exit_codes import ExitCode
 from pipelines.settings import SettingsError, load_settings
+from transforms.actions import SUMMARY_ACTIONS
 
 err = Console(stderr=True)
 
@@ -197,9 +198,6 @@ def _is_bug(exc: BaseException) -> bool:
     return crash.is_internal(exc) and not isinstance(exc, (*expected, ParameterTypeError))
 
 
-_ACTIONS = ("create", "update", "delete", "close", "deactivate", "unchanged")
-
-
 def print_summary(summary: dict[str, Any], *, as_json: bool) -> None:
     """Print a run summary: one JSON object, or a table."""
     if as_json:
@@ -214,7 +212,7 @@ def print_summary(summary: dict[str, Any], *, as_json: bool) -> None:
         table = Table(title=title, title_justify="left")
         for col in ("action", "planned", "succeeded", "failed"):
             table.add_column(col, justify="left" if col == "action" else "right")
-        for action in _ACTIONS:
+        for action in SUMMARY_ACTIONS:
             c = summary[action]
             table.add_row(action, str(c["planned"]), str(c["succeeded"]), str(c["failed"]))
         out.print(table)

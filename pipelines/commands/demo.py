@@ -24,19 +24,6 @@ DATA = Path("data")
 DAY1 = DATA / "customers.csv"
 DAY2 = DATA / "customers_day2.csv"
 
-QUERIES = (
-    (
-        "What did each run do?",
-        "SELECT flow, target, mode, exit_code, planned, succeeded, failed, rejected, drift, "
-        "calls FROM v_runs ORDER BY started_at",
-    ),
-    (
-        "Everything that happened to one customer, across runs and providers",
-        "SELECT target, flow, action, result, changed_fields, drift_fields "
-        "FROM v_customer_history WHERE external_id = ? ORDER BY occurred_at",
-    ),
-)
-
 
 def _rows(path: Path) -> list[dict[str, Any]]:
     return pl.read_csv(path, infer_schema=False).to_dicts()
@@ -156,8 +143,9 @@ def _edit_outside_custsync(
     base_url: str, state: Path, day1: list[dict[str, Any]], day2: list[dict[str, Any]]
 ) -> str:
     """Edit, through the provider's API, a customer the day-2 extract also changes."""
-    import duckdb
     import httpx
+
+    from pipelines.state.store import StateStore
 
     before = {r["external_id"]: r for r in day1}
     changed = [
@@ -166,33 +154,29 @@ def _edit_outside_custsync(
         if r["external_id"] in before and r != before[r["external_id"]] and r["status"] == "active"
     ]
     external_id = changed[0]
-    with duckdb.connect(str(state), read_only=True) as con:
-        row = con.execute(
-            "SELECT remote_id FROM snapshot WHERE target = 'verifone' AND external_id = ?",
-            [external_id],
-        ).fetchone()
-    assert row is not None
+    with StateStore(state, read_only=True) as store:
+        snapshot = store.snapshot("verifone", columns=["external_id", "remote_id"])
+    (remote_id,) = snapshot.filter(pl.col("external_id") == external_id)["remote_id"]
     with httpx.Client(base_url=base_url, headers={"Authorization": "Bearer sandbox-token"}) as c:
-        record = c.get(f"/v2/customer/{row[0]}").raise_for_status().json()
+        record = c.get(f"/v2/customer/{remote_id}").raise_for_status().json()
         for key in ("id", "created_at", "updated_at"):
             record.pop(key, None)
         record["work_phone"] = "+49 40 555 9999"
-        c.post(f"/v2/customer/{row[0]}", json=record).raise_for_status()
+        c.post(f"/v2/customer/{remote_id}", json=record).raise_for_status()
     return external_id
 
 
 def _show_sql(state: Path, external_id: str, console: Console) -> None:
-    import duckdb
-
-    from pipelines.audit import query
+    from pipelines.state.queries import EXAMPLE_QUERIES
+    from pipelines.state.store import StateStore
 
     console.rule("the audit trail")
     console.print(f"DuckDB file: [bold]{state.resolve()}[/]  (open it with duckdb or any SQL tool)")
-    with duckdb.connect(str(state), read_only=True) as con:
-        for title, sql in QUERIES:
+    with StateStore(state, read_only=True) as store:
+        for title, sql in EXAMPLE_QUERIES:
             console.print(f"\n[bold]{title}[/]\n[cyan]{sql}[/]", highlight=False)
             params = [external_id] if "?" in sql else []
-            print_frame(query(con, sql, params), console)
+            print_frame(store.query(sql, params), console)
 
 
 @click.command("demo")

@@ -11,7 +11,6 @@ import duckdb
 import polars as pl
 from rich.console import Console
 
-from pipelines.audit import recent_runs, run_failures, run_plan, run_summary
 from pipelines.commands.common import fail, flat, print_frame
 from pipelines.exit_codes import ExitCode
 from pipelines.settings import SettingsError, load_settings
@@ -83,16 +82,16 @@ def _report(
     store: StateStore, path: Path, *, run_id: str | None, last: int, fmt: str, show_plan: bool
 ) -> None:
     if run_id is None:
-        _print(recent_runs(store.con, last), fmt, f"last {last} runs ({path})")
+        _print(store.recent_runs(last), fmt, f"last {last} runs ({path})")
         return
-    summary = run_summary(store.con, run_id)
+    summary = store.run_summary(run_id)
     if summary is None:
         fail(f"no run {run_id!r} in {path}")
         return
     if show_plan:
-        _print(run_plan(store.con, run_id), fmt, f"plan of run {run_id}")
+        _print(store.run_plan(run_id), fmt, f"plan of run {run_id}")
         return
-    failures = run_failures(store.con, run_id)
+    failures = store.run_failures(run_id)
     if fmt == "json":
         click.echo(json.dumps({"run": summary, "failures": failures.to_dicts()}, default=str))
     else:

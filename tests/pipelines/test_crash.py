@@ -190,7 +190,7 @@ def test_the_cli_entry_turns_a_bug_in_any_command_into_exit_70(
     def broken(*args: Any, **kwargs: Any) -> Any:
         raise ZeroDivisionError(CUSTOMER_VALUE)
 
-    monkeypatch.setattr("pipelines.commands.report.recent_runs", broken)
+    monkeypatch.setattr(StateStore, "recent_runs", broken)
     with pytest.raises(SystemExit) as exited:
         main(["report", "--state", str(state)])
     assert exited.value.code == 70

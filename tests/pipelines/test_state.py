@@ -511,7 +511,8 @@ def test_refused_credentials_neither_count_as_failures_nor_quarantine(store: Sta
 
 def test_a_plan_built_from_hashes_alone_is_stored_complete(store: StateStore) -> None:
     """build_plan on DIFF_COLUMNS + write_plan store what the step-by-step functions plan
-    on the full snapshot: remote ids and merge bases are filled in from the table."""
+    on the full snapshot, with the remote ids and merge bases the snapshot table holds: the
+    store is the one place that fills them in."""
     entity = "entity-1"
     day1 = read_extract([DATA / "customers.csv"]).frame
     seed = map_rows(
@@ -538,4 +539,19 @@ def test_a_plan_built_from_hashes_alone_is_stored_complete(store: StateStore) ->
         rejected=validated.rejects,
         include_unchanged=False,
     )
-    assert store.plan(run_id).select(PLAN_SCHEMA.names()).equals(expected)
+    snap = store.snapshot("verifone").select(
+        "external_id", pl.col("remote_id").alias("s_remote"), pl.col("payload").alias("s_base")
+    )
+    complete = (
+        expected.join(snap, on="external_id", how="left", maintain_order="left")
+        .with_columns(
+            pl.coalesce("remote_id", "s_remote").alias("remote_id"),
+            pl.when(pl.col("action").is_in(["update", "close"]))
+            .then(pl.col("s_base"))
+            .alias("base_payload"),
+        )
+        .select(PLAN_SCHEMA.names())
+    )
+    stored = store.plan(run_id).select(PLAN_SCHEMA.names())
+    assert stored.equals(complete)
+    assert stored.filter(pl.col("action") == "update")["base_payload"].null_count() == 0

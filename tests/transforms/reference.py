@@ -237,14 +237,15 @@ def plan(
         if row is None:
             assert known is not None
             action, reason = "delete", "missing from extract"
-            status, body, remote = known.status, None, known.remote_id
+            # the remote id of a key only the snapshot holds is the state store's to fill in
+            status, body, remote = known.status, None, None
             current_hash, ckey = known.hash, content_key(known.body)
         else:
             body = payload(row, target, entity_id)
             status = str(row["status"])
             current_hash, ckey = content_hash(body), content_key(body)
             closed = status == "closed"
-            remote = known.remote_id if known else (sumup_id(key) if target == "sumup" else None)
+            remote = sumup_id(key) if target == "sumup" else None  # the extract's own
             if known is None:
                 if closed:
                     action, reason = "skip", "closed, never synced"
@@ -287,9 +288,7 @@ def plan(
             remote_id=remote,
             payload=to_json(body) if sends and body is not None else None,
             content_hash=current_hash,
-            base_payload=(
-                to_json(known.body) if known is not None and action in ("update", "close") else None
-            ),
+            base_payload=None,  # the merge base: joined by the state store on reading
             reason=reason,
             content_key=ckey,
         )

@@ -8,8 +8,9 @@ import polars as pl
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from transforms.actions import ACTIONS, DIFF_ACTIONS, SUMMARY_ACTIONS
 from transforms.diff import PLAN_SCHEMA, plan_actions, plan_id
-from transforms.schema import Mode
+from transforms.schema import MODES, Mode
 
 TARGET = "sumup"
 
@@ -139,6 +140,20 @@ def _failures(*rows: tuple[str, str, int, str | None]) -> pl.DataFrame:
     )
 
 
+def test_the_diff_plans_exactly_the_diff_actions() -> None:
+    """The one list of actions is the diff's: every mode together plans each of them, and
+    nothing else; ``deactivate`` comes from an instruments extract, ``skip`` is not summed."""
+    stuck = _failures(("changed", "update", 5, _hash("b")))
+    planned = {
+        action
+        for mode in MODES
+        for failures in (None, stuck)
+        for action, _ in plan(SOURCE, SNAP, mode, failures=failures).values()
+    }
+    assert planned == set(DIFF_ACTIONS) == set(ACTIONS) - {"deactivate"}
+    assert SUMMARY_ACTIONS == ("create", "update", "delete", "close", "deactivate", "unchanged")
+
+
 def test_failed_keys_are_retried_even_when_unchanged() -> None:
     failures = _failures(("same", "update", 1, None), ("changed", "update", 2, None))
     planned = plan(SOURCE, SNAP, failures=failures)
@@ -175,14 +190,24 @@ def test_payloads_only_where_something_is_sent() -> None:
     frame = plan_actions(mapped(SOURCE), snapshot(SNAP), target=TARGET, mode="mirror")
     rows = {r["external_id"]: r for r in frame.iter_rows(named=True)}
     assert rows["changed"]["payload"] == _payload("b")
-    assert rows["changed"]["base_payload"] == _payload("a")
-    assert rows["new"]["base_payload"] is None
     assert rows["same"]["payload"] is None
-    assert rows["gone"]["status"] == "active" and rows["gone"]["remote_id"] == "r-gone"
+    assert rows["gone"]["status"] == "active" and rows["gone"]["payload"] is None
     unchanged = plan_actions(
         mapped(SOURCE), snapshot(SNAP), target=TARGET, mode="mirror", include_unchanged=False
     )
     assert set(unchanged["action"]) == {"update", "close", "delete", "create", "skip"}
+
+
+def test_remote_ids_and_merge_bases_are_left_to_the_state_store() -> None:
+    """Given a snapshot that has them, the diff still takes neither: the store fills the remote
+    ids when the plan is written and joins the merge bases when it is read (one place, tested
+    in tests/pipelines/test_state.py)."""
+    snap = snapshot(SNAP).with_columns(pl.format("snap-{}", "external_id").alias("remote_id"))
+    frame = plan_actions(mapped(SOURCE), snap, target=TARGET, mode="mirror")
+    rows = {r["external_id"]: r for r in frame.iter_rows(named=True)}
+    assert rows["changed"]["remote_id"] == "r-changed"  # the extract's (SumUp: derived)
+    assert rows["gone"]["remote_id"] is None  # in the snapshot only
+    assert frame["base_payload"].null_count() == frame.height
 
 
 STATES = st.tuples(st.sampled_from("abc"), st.sampled_from(["active", "closed"]))

@@ -70,17 +70,22 @@ def test_sample_day_two_plans_the_same_both_ways(target: str, mode: Mode) -> Non
         assert not rejected & set(result.plan.filter(pl.col("action") == "delete")["external_id"])
 
 
-def test_base_payloads_come_along_when_the_snapshot_has_them() -> None:
+def test_remote_ids_and_merge_bases_are_left_to_the_state_store() -> None:
+    """Given the snapshot's remote ids and payloads, the plan is the one planned on the diff's
+    columns alone: the state store fills both in (tests/pipelines/test_state.py)."""
     snapshot = _snapshot(_csv("customers.csv"), "verifone")
-    result = build_plan(
-        _csv("customers_day2.csv"),
-        snapshot,
-        target="verifone",
-        mode="mirror",
-        constants={"entity_id": ENTITY},
+    day2 = _csv("customers_day2.csv")
+    full = build_plan(
+        day2, snapshot, target="verifone", mode="mirror", constants={"entity_id": ENTITY}
     )
-    updates = result.plan.filter(pl.col("action") == "update")
-    assert updates["base_payload"].null_count() == 0
+    keys = snapshot.select("external_id", "content_key", "status", "content_hash")
+    alone = build_plan(
+        day2, keys, target="verifone", mode="mirror", constants={"entity_id": ENTITY}
+    )
+    assert full.plan.equals(alone.plan)
+    updates = full.plan.filter(pl.col("action") == "update")
+    assert updates.height and updates["remote_id"].null_count() == updates.height
+    assert full.plan["base_payload"].null_count() == full.plan.height
 
 
 ROW = st.fixed_dictionaries(

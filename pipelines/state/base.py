@@ -1,0 +1,72 @@
+"""The connection every part of the state store works through, and its transaction.
+
+:class:`~pipelines.state.store.StateStore` is one object composed of parts of one concept
+each (migrations, runs, snapshot, plan, journal, ownership, audit reads), all subclasses of
+:class:`StateBase`: they share one connection and one transaction, which a batch write needs
+(calls, outcomes, journal and snapshot commit together).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+import duckdb
+import polars as pl
+
+Params = Sequence[Any] | Mapping[str, Any]
+"""Query parameters: a sequence for ``?`` placeholders, a mapping for ``$name`` ones."""
+
+
+class StateBase:
+    """A DuckDB connection to a state file, with the helpers the store's parts share."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection) -> None:
+        self.con = con
+        self._registered: list[str] = []
+
+    @contextmanager
+    def transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """Run a block in one transaction: all of it commits, or none of it."""
+        self.con.begin()
+        try:
+            yield self.con
+        except BaseException:
+            self.con.rollback()
+            raise
+        else:
+            self.con.commit()
+        finally:
+            # Frames registered for the block go only now: DuckDB refuses to unregister
+            # inside an aborted transaction, which would hide the error that aborted it.
+            for name in self._registered:
+                self.con.unregister(name)
+            self._registered.clear()
+
+    def _run(self, sql: str, params: Params | None = None) -> list[Any]:
+        """Execute and fetch everything: DuckDB refuses new work on a connection while a
+        result is unfinished, and a DML statement's result (its row count) counts as one."""
+        return self.con.execute(sql, params).fetchall()
+
+    def _frame(self, query: str, params: Params | None = None) -> pl.DataFrame:
+        """Run a query and return its result as a polars frame."""
+        if isinstance(params, Mapping):
+            params = dict(params)
+        elif params is not None:
+            params = list(params)
+        relation = self.con.sql(query, params=params or None)
+        if relation is None:  # a statement, not a query
+            raise TypeError(f"not a query: {query[:40]!r}")
+        return relation.pl()
+
+    def _register(self, frame: pl.DataFrame) -> str:
+        """Register ``frame`` for the current :meth:`transaction`; return its name."""
+        name = f"__batch_{len(self._registered)}"
+        self.con.register(name, frame.to_arrow())
+        self._registered.append(name)
+        return name
+
+    def _insert(self, frame: pl.DataFrame, statement: str, params: Mapping[str, Any]) -> None:
+        """Run ``statement`` (inside :meth:`transaction`), ``{batch}`` naming the frame."""
+        self._run(statement.format(batch=self._register(frame)), dict(params))

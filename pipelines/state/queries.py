@@ -1,0 +1,134 @@
+"""The read side of the audit trail: what ``custsync report``, the audit-report flow, the run
+summary and the demo show.
+
+The reports read the documented views (README, "The DuckDB file"), so that what a person sees
+in ``custsync report`` is what they get in SQL. :class:`AuditQueries` works on any connection
+to a state file: the store's (it is one of the store's parts), or one it was handed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import polars as pl
+
+from pipelines.state.base import StateBase
+
+EXAMPLE_QUERIES: tuple[tuple[str, str], ...] = (
+    (
+        "What did each run do?",
+        "SELECT flow, target, mode, exit_code, planned, succeeded, failed, rejected, drift, "
+        "calls FROM v_runs ORDER BY started_at",
+    ),
+    (
+        "Everything that happened to one customer, across runs and providers",
+        "SELECT target, flow, action, result, changed_fields, drift_fields "
+        "FROM v_customer_history WHERE external_id = ? ORDER BY occurred_at",
+    ),
+)
+"""Questions an auditor asks, as ``(title, SQL)``; ``?`` is a customer's external id. The demo
+prints and runs them."""
+
+
+@dataclass(frozen=True)
+class OutcomeCount:
+    """Outcomes of one run with one action and one result."""
+
+    action: str
+    result: str
+    count: int
+    drifted: int
+    """Those that reported drift (remote edits made outside custsync)."""
+
+
+@dataclass(frozen=True)
+class RunCounts:
+    """What a run recorded, counted: the raw figures of its summary."""
+
+    planned: dict[str, int]
+    """Stored plan rows per action (``unchanged`` keys are not stored)."""
+    outcomes: tuple[OutcomeCount, ...]
+    calls: int
+    retries: int
+    """Calls that were not a first attempt."""
+    http_429: int
+    rejected: int
+    """Distinct keys rejected by validation (a null key counts once)."""
+
+
+class AuditQueries(StateBase):
+    """Reads of the audit views and tables, for reports and run summaries."""
+
+    def query(self, sql: str, params: Sequence[Any] = ()) -> pl.DataFrame:
+        """Run a read query of the caller's (``?`` placeholders), e.g. :data:`EXAMPLE_QUERIES`."""
+        return self._frame(sql, params)
+
+    def recent_runs(self, limit: int = 20) -> pl.DataFrame:
+        """The last ``limit`` runs, newest first (``v_runs``)."""
+        return self._frame("SELECT * FROM v_runs ORDER BY started_at DESC LIMIT ?", [limit])
+
+    def run_summary(self, run_id: str) -> dict[str, Any] | None:
+        """The run's ``v_runs`` row (with the summary recorded when it finished), or ``None``
+        for an unknown run."""
+        row = self._frame("SELECT * FROM v_runs WHERE run_id = ?", [run_id])
+        return None if row.height == 0 else row.to_dicts()[0]
+
+    def run_failures(self, run_id: str) -> pl.DataFrame:
+        """Failed, ambiguous and rejected records of one run (``v_failures``)."""
+        return self._frame(
+            "SELECT * FROM v_failures WHERE run_id = ? ORDER BY external_id, kind", [run_id]
+        )
+
+    def run_plan(self, run_id: str) -> pl.DataFrame:
+        """The actions a run planned (what a dry run shows), by external id."""
+        return self._frame(
+            "SELECT external_id, action, reason, remote_id, plan_id FROM plan WHERE run_id = ? "
+            "ORDER BY external_id, action",
+            [run_id],
+        )
+
+    def drift(self, limit: int = 50) -> pl.DataFrame:
+        """The most recent remote edits made outside custsync (``v_drift``)."""
+        return self._frame("SELECT * FROM v_drift ORDER BY occurred_at DESC LIMIT ?", [limit])
+
+    def latency(self) -> pl.DataFrame:
+        """Call latency percentiles per operation (``v_call_latency``)."""
+        return self._frame("SELECT * FROM v_call_latency ORDER BY target, operation")
+
+    def run_counts(self, run_id: str) -> RunCounts:
+        """Plan rows, outcomes, calls and rejects of one run, counted."""
+        planned = {
+            str(action): int(n)
+            for action, n in self._run(
+                "SELECT action, count(*) FROM plan WHERE run_id = ? GROUP BY action", [run_id]
+            )
+        }
+        outcomes = tuple(
+            OutcomeCount(str(action), str(result), int(n), int(drifted))
+            for action, result, n, drifted in self._run(
+                """SELECT action, result, count(*), count(*) FILTER (WHERE len(drift_fields) > 0)
+                   FROM outcomes WHERE run_id = ? GROUP BY action, result""",
+                [run_id],
+            )
+        )
+        # An aggregate without GROUP BY always gives one row.
+        ((calls, retries, http_429),) = self._run(
+            """SELECT count(*), count(*) FILTER (WHERE attempt > 1),
+                      count(*) FILTER (WHERE status = 429)
+               FROM calls WHERE run_id = ?""",
+            [run_id],
+        )
+        ((rejected,),) = self._run(
+            "SELECT count(DISTINCT coalesce(external_id, '')) FROM rejects WHERE run_id = ?",
+            [run_id],
+        )
+        return RunCounts(
+            planned=planned,
+            outcomes=outcomes,
+            calls=int(calls),
+            retries=int(retries),
+            http_429=int(http_429),
+            rejected=int(rejected),
+        )

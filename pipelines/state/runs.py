@@ -1,0 +1,64 @@
+"""The ``runs`` table: a run recorded as ``running`` when it starts, and how it ended."""
+
+from __future__ import annotations
+
+import json
+import secrets
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import polars as pl
+
+from pipelines.state.base import StateBase
+
+
+def new_run_id(now: datetime | None = None) -> str:
+    """A time-ordered, unique run id: ``20261122T061000.123456Z-1a2b3c``."""
+    now = now or datetime.now(UTC)
+    return f"{now:%Y%m%dT%H%M%S.%fZ}-{secrets.token_hex(3)}"
+
+
+class Runs(StateBase):
+    """Starting and finishing runs."""
+
+    def begin_run(
+        self,
+        *,
+        flow: str,
+        target: str,
+        mode: str,
+        dry_run: bool,
+        extract_paths: Sequence[str],
+        params: Mapping[str, Any],
+    ) -> str:
+        """Record a run as ``running`` and return its id. ``params`` must hold no secret."""
+        run_id = new_run_id()
+        self._run(
+            "INSERT INTO runs (run_id, flow, target, mode, dry_run, extract_paths, params,"
+            " started_at, status) VALUES (?, ?, ?, ?, ?, ?, ?, now(), 'running')",
+            [
+                run_id,
+                flow,
+                target,
+                mode,
+                dry_run,
+                [str(p) for p in extract_paths],
+                json.dumps(params, default=str, sort_keys=True),
+            ],
+        )
+        return run_id
+
+    def finish_run(
+        self, run_id: str, *, status: str, exit_code: int, summary: Mapping[str, Any]
+    ) -> None:
+        """Record how a run ended."""
+        self._run(
+            "UPDATE runs SET finished_at = now(), status = ?, exit_code = ?, summary = ?"
+            " WHERE run_id = ?",
+            [status, exit_code, json.dumps(summary, default=str, sort_keys=True), run_id],
+        )
+
+    def runs(self) -> pl.DataFrame:
+        """Every run, newest first."""
+        return self._frame("SELECT * FROM runs ORDER BY started_at DESC, run_id DESC")
