@@ -24,6 +24,7 @@ from connectors.errors import (
     TransientError,
 )
 from connectors.operation import Operation
+from connectors.retry import parse_retry_after
 
 # Gateways and servers that failed and may succeed on another try. Whether they touched the
 # record first matters only to a call not safe to repeat: the retry policy decides that.
@@ -105,3 +106,30 @@ def group(
         return ConfigError(f"unexpected redirect ({message})", **kwargs)
     # 400 validation, 404 no such record, 409 conflict, other 4xx/5xx: this record only.
     return RecordRejected(message, **kwargs)
+
+
+def group_response(
+    response: httpx.Response,
+    operation: Operation,
+    *,
+    provider: str,
+    code: str | None,
+    message: str | None,
+    body: Mapping[str, Any] | None,
+    sent_request_id: str,
+    max_retry_after_s: float,
+    collection_ops: frozenset[Operation],
+) -> ProviderError | None:
+    """:func:`group` of a response whose error body a provider's ``classify`` has read
+    (``code``, ``message``): the request id, ``Retry-After`` and fallback message are the same
+    for every provider."""
+    return group(
+        provider=provider,
+        operation=operation,
+        status=response.status_code,
+        code=code,
+        message=message or fallback_message(response),
+        request_id=request_id_of(response, body, sent_request_id),
+        retry_after=parse_retry_after(response.headers.get("retry-after"), max_s=max_retry_after_s),
+        collection_ops=collection_ops,
+    )

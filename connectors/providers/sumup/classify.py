@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import httpx
 
-from connectors.classify import body_of, fallback_message, group, request_id_of, text
+from connectors.classify import body_of, group_response, text
 from connectors.errors import ProviderError
 from connectors.operation import Operation
-from connectors.retry import parse_retry_after
 
 # Operations on a collection: a 404 there means the URL is wrong, not that a record is gone.
 COLLECTION_OPS = frozenset({Operation.CREATE})
@@ -40,13 +39,14 @@ def classify_sumup(
         param = body.get("param")
         if message and isinstance(param, str) and param:
             message = f"{message} (param {param[:100]})"
-    return group(
+    return group_response(
+        response,
+        operation,
         provider="sumup",
-        operation=operation,
-        status=status,
         code=code,
-        message=message or fallback_message(response),
-        request_id=request_id_of(response, body, sent_request_id),
-        retry_after=parse_retry_after(response.headers.get("retry-after"), max_s=max_retry_after_s),
+        message=message,
+        body=body,
+        sent_request_id=sent_request_id,
+        max_retry_after_s=max_retry_after_s,
         collection_ops=COLLECTION_OPS,
     )

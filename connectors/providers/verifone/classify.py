@@ -7,10 +7,9 @@ from collections.abc import Mapping
 import httpx
 import orjson
 
-from connectors.classify import body_of, fallback_message, group, request_id_of, text
+from connectors.classify import body_of, group_response, text
 from connectors.errors import ProviderError
 from connectors.operation import Operation
-from connectors.retry import parse_retry_after
 
 # Operations on a collection: a 404 there means the URL is wrong, not that a record is gone.
 COLLECTION_OPS = frozenset(
@@ -39,13 +38,14 @@ def classify_verifone(
         details = body.get("details")
         if message and isinstance(details, Mapping) and details:
             message = f"{message} {text(orjson.dumps(details).decode())}"
-    return group(
+    return group_response(
+        response,
+        operation,
         provider="verifone",
-        operation=operation,
-        status=status,
         code=code,
-        message=message or fallback_message(response),
-        request_id=request_id_of(response, body, sent_request_id),
-        retry_after=parse_retry_after(response.headers.get("retry-after"), max_s=max_retry_after_s),
+        message=message,
+        body=body,
+        sent_request_id=sent_request_id,
+        max_retry_after_s=max_retry_after_s,
         collection_ops=COLLECTION_OPS,
     )
