@@ -44,7 +44,7 @@ class Mismatch:
     locked: str
 
     def __str__(self) -> str:
-        return f"{self.where}: says {self.claim!r}, the lock has {self.locked}"
+        return f"{self.where}: says {self.claim!r}; locked: {self.locked}"
 
 
 def normalise(name: str) -> str:
@@ -185,7 +185,7 @@ def installed_mismatches(
             found.append(Mismatch(where, f"{name} not installed", f"{name} {want}"))
         elif want is None:
             if name not in SEED_TOOLS:
-                found.append(Mismatch(where, f"{name} {have} installed", "not this package"))
+                found.append(Mismatch(where, f"{name} {have} installed", "not in the lock"))
         elif Version(have) != Version(want):
             found.append(Mismatch(where, f"{name} {have} installed", f"{name} {want}"))
     return found

@@ -67,7 +67,7 @@ def test_prefect_yaml_prefect_version_must_be_the_locked_one() -> None:
         {"prefect-version": "3.8.8"}, "prefect.yaml", VERSIONS
     )
     assert [str(m) for m in wrong] == [
-        "prefect.yaml: says 'prefect-version: 3.8.8', the lock has prefect 3.9.1"
+        "prefect.yaml: says 'prefect-version: 3.8.8'; locked: prefect 3.9.1"
     ]
     assert lockcheck.prefect_yaml_mismatches({"prefect-version": "3.9.1"}, "y", VERSIONS) == []
     assert lockcheck.prefect_yaml_mismatches({"name": "custsync"}, "y", VERSIONS) == []
@@ -133,7 +133,7 @@ def test_an_installed_version_other_than_the_lock_is_found() -> None:
     del drifted["pytest"]
     found = lockcheck.installed_mismatches(expected, drifted, "venv")
     assert [str(m) for m in found] == [
-        "venv: says 'pytest not installed', the lock has pytest 9.2.0",
-        "venv: says 'rich 15.0.0 installed', the lock has not this package",
-        "venv: says 'uvloop 0.22.0 installed', the lock has uvloop 0.23.0",
+        "venv: says 'pytest not installed'; locked: pytest 9.2.0",
+        "venv: says 'rich 15.0.0 installed'; locked: not in the lock",
+        "venv: says 'uvloop 0.22.0 installed'; locked: uvloop 0.23.0",
     ]
