@@ -23,7 +23,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from packaging.markers import Marker, default_environment
+from packaging.markers import Marker
 from packaging.requirements import Requirement
 from packaging.specifiers import SpecifierSet
 from packaging.version import Version
@@ -148,8 +148,8 @@ def expected_packages(
 ) -> dict[str, str]:
     """What the lock installs here: the project's package with ``extras``, and every dependency
     reached from it whose marker holds in ``environment`` (default: the running interpreter's)."""
-    env: dict[str, str] = {**default_environment(), "extra": ""}
-    env.update(environment or {})
+    # Marker.evaluate starts from the running interpreter's environment and applies these.
+    env: dict[str, str] = {"extra": "", **(environment or {})}
     packages = {normalise(p["name"]): p for p in lock["package"]}
     roots = [n for n, p in packages.items() if {"editable", "virtual"} & set(p["source"])]
     pending: list[tuple[str, tuple[str, ...]]] = [(n, tuple(extras)) for n in roots]
