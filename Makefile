@@ -1,20 +1,37 @@
-# Each target bootstraps the virtualenv it needs from nothing.
+# Each target bootstraps the virtualenv it needs from nothing, and installs exactly uv.lock.
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: demo test lint typecheck pytest bench sandbox clean
+# uv installs uv.lock. It lives in a venv of its own: `uv sync` makes $(VENV) exactly the lock,
+# so uv inside $(VENV) would uninstall itself. Pinned, so every machine reads the lock the same.
+UV_VERSION := 0.13.9
+UV_VENV    ?= .venv-uv
+UV         := $(UV_VENV)/bin/uv
 
-$(BIN)/python:
-	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install -q --upgrade pip
+# uv installs into $(VENV) with $(PYTHON)'s interpreter, never one it downloads itself (a fresh
+# machine reaches PyPI, not uv's Python builds).
+export UV_PROJECT_ENVIRONMENT := $(VENV)
+export UV_PYTHON_DOWNLOADS := never
 
-$(VENV)/.run-installed: pyproject.toml | $(BIN)/python
-	$(BIN)/pip install -q -e '.[fast]'
+.PHONY: demo test lint typecheck pytest bench sandbox lock clean
+
+$(UV):
+	$(PYTHON) -m venv $(UV_VENV)
+	$(UV_VENV)/bin/python -m pip install -q uv==$(UV_VERSION)
+
+$(BIN)/python: | $(UV)
+	$(UV) venv -q --python $(PYTHON) $(VENV)
+
+# --locked: stop with uv's message when pyproject.toml and uv.lock disagree, instead of
+# installing something the tests never ran with. --inexact: `make demo` leaves the dev tools a
+# developer already has; the dev target below is exact.
+$(VENV)/.run-installed: pyproject.toml uv.lock | $(BIN)/python
+	$(UV) sync -q --locked --inexact --extra fast
 	touch $@
 
-$(VENV)/.dev-installed: pyproject.toml | $(BIN)/python
-	$(BIN)/pip install -q -e '.[dev]'
+$(VENV)/.dev-installed: pyproject.toml uv.lock | $(BIN)/python
+	$(UV) sync -q --locked --extra fast --extra dev
 	touch $@ $(VENV)/.run-installed
 
 ## demo: start the sandbox, sync the sample extracts to both targets, show the audit trail
@@ -41,5 +58,9 @@ bench: $(VENV)/.dev-installed
 sandbox: $(VENV)/.run-installed
 	$(BIN)/custsync sandbox
 
+## lock: re-resolve uv.lock after editing pyproject.toml's dependencies (keeps the versions it can)
+lock: | $(UV)
+	$(UV) lock
+
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache data/*.duckdb data/*.duckdb.wal data/generated
+	rm -rf $(VENV) $(UV_VENV) .pytest_cache .mypy_cache .ruff_cache data/*.duckdb data/*.duckdb.wal data/generated
