@@ -8,12 +8,13 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any
 
 import httpx
 import orjson
 from tenacity import RetryCallState
 
+from connectors.classify import Classifier
 from connectors.config import ClientConfig
 from connectors.errors import (
     ConfigError,
@@ -38,19 +39,6 @@ try:  # aiohttp maps every connection failure to httpx.ConnectTimeout; look at t
     )
 except ImportError:  # pragma: no cover - aiohttp is optional
     _AIOHTTP_NEVER_SENT = ()
-
-
-class Classifier(Protocol):
-    """A provider's response classification (``classify.py``)."""
-
-    def __call__(
-        self,
-        response: httpx.Response,
-        operation: Operation,
-        *,
-        sent_request_id: str,
-        max_retry_after_s: float,
-    ) -> ProviderError | None: ...
 
 
 @dataclass

@@ -10,8 +10,8 @@ which this classification feeds.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import Any, Protocol
 
 import httpx
 import orjson
@@ -108,28 +108,52 @@ def group(
     return RecordRejected(message, **kwargs)
 
 
-def group_response(
-    response: httpx.Response,
-    operation: Operation,
-    *,
-    provider: str,
-    code: str | None,
-    message: str | None,
-    body: Mapping[str, Any] | None,
-    sent_request_id: str,
-    max_retry_after_s: float,
-    collection_ops: frozenset[Operation],
-) -> ProviderError | None:
-    """:func:`group` of a response whose error body a provider's ``classify`` has read
-    (``code``, ``message``): the request id, ``Retry-After`` and fallback message are the same
-    for every provider."""
-    return group(
-        provider=provider,
-        operation=operation,
-        status=response.status_code,
-        code=code,
-        message=message or fallback_message(response),
-        request_id=request_id_of(response, body, sent_request_id),
-        retry_after=parse_retry_after(response.headers.get("retry-after"), max_s=max_retry_after_s),
-        collection_ops=collection_ops,
-    )
+class Classifier(Protocol):
+    """A provider's response classification (:func:`classifier` makes one)."""
+
+    def __call__(
+        self,
+        response: httpx.Response,
+        operation: Operation,
+        *,
+        sent_request_id: str,
+        max_retry_after_s: float,
+    ) -> ProviderError | None: ...
+
+
+ErrorReader = Callable[[Mapping[str, Any]], tuple[str | None, str | None]]
+"""A provider's reading of its error body: ``(code, message)``, either may be ``None``."""
+
+
+def classifier(
+    provider: str, read_error: ErrorReader, collection_ops: frozenset[Operation]
+) -> Classifier:
+    """A provider's response classification: success (``None``) for 2xx, otherwise the
+    :func:`group` of its status, with the code and message ``read_error`` finds in the body
+    (the request id, ``Retry-After`` and fallback message are read the same for all)."""
+
+    def classify(
+        response: httpx.Response,
+        operation: Operation,
+        *,
+        sent_request_id: str,
+        max_retry_after_s: float,
+    ) -> ProviderError | None:
+        status = response.status_code
+        if 200 <= status < 300:
+            return None
+        body = body_of(response)
+        code, message = read_error(body) if body is not None else (None, None)
+        retry_after = response.headers.get("retry-after")
+        return group(
+            provider=provider,
+            operation=operation,
+            status=status,
+            code=code,
+            message=message or fallback_message(response),
+            request_id=request_id_of(response, body, sent_request_id),
+            retry_after=parse_retry_after(retry_after, max_s=max_retry_after_s),
+            collection_ops=collection_ops,
+        )
+
+    return classify
