@@ -26,6 +26,7 @@ import pyarrow.parquet as pq
 from transforms.schema import (
     CANONICAL_COLUMNS,
     INSTRUMENT_COLUMNS,
+    INSTRUMENT_SCHEMA,
     REQUIRED_COLUMNS,
 )
 
@@ -129,9 +130,13 @@ def load_mapping(path: Path) -> ColumnMapping:
     return ColumnMapping(columns=dict(columns), delimiter=delimiter)
 
 
-def expand_paths(paths: Sequence[str | Path]) -> list[Path]:
-    """Expand globs (``**`` included) and check every file exists; keep order, drop repeats."""
-    if not paths:
+def expand_paths(paths: Sequence[str | Path], *, optional: bool = False) -> list[Path]:
+    """Expand globs (``**`` included) and check every file exists; keep order, drop repeats.
+
+    ``optional``: a glob that matches nothing adds no file instead of being an error (a
+    named file must still exist: a typo is not "nothing today").
+    """
+    if not paths and not optional:
         raise ExtractError("no extract file given")
     found: list[Path] = []
     for entry in paths:
@@ -140,7 +145,7 @@ def expand_paths(paths: Sequence[str | Path]) -> list[Path]:
             # glob.glob, not Path.glob: the pattern may be absolute and may contain "**".
             hits = glob.glob(text, recursive=True)  # noqa: PTH207
             matches = sorted(Path(p) for p in hits if Path(p).is_file())
-            if not matches:
+            if not matches and not optional:
                 raise ExtractError("no file matches this pattern", file=text)
             found.extend(matches)
         elif Path(text).is_file():
@@ -415,9 +420,10 @@ def read_instruments(paths: Sequence[str | Path]) -> pl.DataFrame:
     """Read instruments extracts: ``external_id``, ``token`` per payment instrument to deactivate.
 
     Values are trimmed; exact repeats are dropped; a row without a key or a token is an
-    :class:`ExtractError` (deactivating "some" instrument is never what was meant).
+    :class:`ExtractError` (deactivating "some" instrument is never what was meant). The
+    extract is optional: a glob matching no file means nothing to deactivate (an empty frame).
     """
-    files = expand_paths(paths)
+    files = expand_paths(paths, optional=True)
     warnings: list[str] = []
     frames = []
     for path in files:
@@ -435,4 +441,6 @@ def read_instruments(paths: Sequence[str | Path]) -> pl.DataFrame:
                 f"data row {first['row']} has no {missing}", file=path, column=missing
             )
         frames.append(frame)
+    if not frames:
+        return pl.DataFrame(schema=INSTRUMENT_SCHEMA)
     return pl.concat(frames).unique(maintain_order=True)

@@ -57,6 +57,7 @@ def _make_plan(run: Run) -> int:
         raise  # every file decodes: not the input's fault
     run.store.write_rejects(run.run_id, target, planned.rejects)
     counts = PlanCounts(
+        extract_rows=planned.extract_rows,
         valid_rows=planned.valid_rows,
         unchanged=planned.unchanged,
         snapshot_active=snapshot_active,
@@ -91,7 +92,10 @@ def _instrument_rows(run: Run) -> pl.DataFrame:
     """Plan rows for the explicit instrument deactivations; bad rows become rejects."""
     target = run.spec.target
     done = run.store.succeeded_plan_ids(target, "deactivate")
-    rows, rejects = plan_deactivations(read_instruments(list(run.spec.instruments)), target, done)
+    instruments = read_instruments(list(run.spec.instruments))
+    if instruments.height == 0:
+        log.info("no instruments extract today: nothing to deactivate")
+    rows, rejects = plan_deactivations(instruments, target, done)
     if rejects.height:
         run.store.write_rejects(run.run_id, target, rejects)
     return rows

@@ -81,6 +81,7 @@ class Run:
             concurrency=spec.concurrency,
             batch_size=spec.batch_size,
             max_delete_fraction=spec.max_delete_fraction,
+            max_reject_fraction=spec.max_reject_fraction,
         )
         settings.provider(spec.target)  # an unknown target: SettingsError, nothing recorded
         store = StateStore(settings.state)

@@ -47,6 +47,8 @@ class Settings:
     batch_size: int = 500
     max_attempts: int = _CLIENT.max_attempts
     max_delete_fraction: float = 0.10
+    max_reject_fraction: float = 0.05
+    """A run whose extract has more rejected rows than this fraction sends nothing (exit 3)."""
     quarantine_after: int = 5
     """A record whose action failed in this many runs is quarantined (planned no more)."""
     providers: Mapping[str, ProviderSettings] = field(default_factory=dict)

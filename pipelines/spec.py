@@ -107,6 +107,18 @@ class RunSpec:
             )
         ),
     )
+    max_reject_fraction: float | None = field(
+        default=None,
+        metadata=_about(
+            Param(
+                "Largest fraction of the extract's rows that may be rejected before the run "
+                "refuses to send anything.",
+                minimum=0,
+                maximum=1,
+                setting="max_reject_fraction",
+            )
+        ),
+    )
     rate_limit: float | None = field(
         default=None,
         metadata=_about(Param("Requests/s (0 = unlimited).", flag="--rate", setting="rate_limit")),

@@ -20,6 +20,8 @@ from transforms.twins import Twins
 class PlanCounts:
     """What the plan stage counted: what the guards and the summary read."""
 
+    extract_rows: int = 0
+    """Rows read from the extract."""
     valid_rows: int = 0
     """Extract rows that passed validation."""
     unchanged: int = 0

@@ -54,14 +54,15 @@ def fail(message: str, code: ExitCode = ExitCode.BAD_INPUT) -> None:
     sys.exit(int(code))
 
 
-def check_inputs(paths: Sequence[str], what: str = "extract") -> None:
-    """Fail fast (exit 2) on a path or glob that matches nothing, before Prefect starts."""
+def check_inputs(paths: Sequence[str], what: str = "extract", *, optional: bool = False) -> None:
+    """Fail fast (exit 2) on a path or glob that matches nothing, before Prefect starts
+    (``optional``: only on a named file that does not exist)."""
     from pipelines.extract import ExtractError, expand_paths
 
     if not paths:
         return
     try:
-        expand_paths(paths)
+        expand_paths(paths, optional=optional)
     except ExtractError as exc:
         fail(f"{what}: {exc}")
 

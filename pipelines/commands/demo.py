@@ -23,6 +23,8 @@ from pipelines.commands.common import prepare_prefect, print_frame, print_summar
 DATA = Path("data")
 DAY1 = DATA / "customers.csv"
 DAY2 = DATA / "customers_day2.csv"
+DEMO_REJECTS = 0.1
+"""The reject guard's fraction for the sample's day 2 (3 of 42 rows invalid, on purpose)."""
 
 
 def _rows(path: Path) -> list[dict[str, Any]]:
@@ -118,12 +120,14 @@ async def _demo(state: Path, console: Console) -> int:
             has_instruments = get_provider(target).capabilities.instruments
             extra = {"instruments": [str(instruments)]} if has_instruments else {}
             await show(
-                f"day 2: sync {DAY2} → {target} (mirror)",
+                f"day 2: sync {DAY2} → {target} (mirror; its 3 invalid rows of 42 are over the "
+                f"5 % reject guard: --max-reject-fraction {DEMO_REJECTS} lets them through)",
                 await sync_flow(
                     extract=[str(DAY2)],
                     target=target,
                     mode="mirror",
                     allow_deletes=True,
+                    max_reject_fraction=DEMO_REJECTS,
                     return_state=True,
                     **extra,
                 ),
@@ -132,7 +136,11 @@ async def _demo(state: Path, console: Console) -> int:
             await show(
                 f"day 3: the same extract again → {target} (nothing to do)",
                 await sync_flow(
-                    extract=[str(DAY2)], target=target, mode="mirror", return_state=True
+                    extract=[str(DAY2)],
+                    target=target,
+                    mode="mirror",
+                    max_reject_fraction=DEMO_REJECTS,
+                    return_state=True,
                 ),
             )
     _show_sql(state, edited, console)

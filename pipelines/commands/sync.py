@@ -25,7 +25,7 @@ def sync_command(as_json: bool, verbose: bool, **options: Any) -> None:
     exactly the calls needed. Every call and outcome is recorded in the DuckDB state file.
     """
     check_inputs(options["extract"])
-    check_inputs(options["instruments"], "instruments extract")
+    check_inputs(options["instruments"], "instruments extract", optional=True)
     check_settings()
     prepare_prefect(verbose)
     from pipelines.flows.sync import sync_flow

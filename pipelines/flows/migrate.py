@@ -27,6 +27,7 @@ async def migrate_flow(
     mode: Mode = RunSpec.mode,
     dry_run: bool = RunSpec.dry_run,
     mapping: str | None = RunSpec.mapping,
+    max_reject_fraction: float | None = RunSpec.max_reject_fraction,
     rate_limit: float | None = RunSpec.rate_limit,
     concurrency: int | None = RunSpec.concurrency,
     batch_size: int | None = RunSpec.batch_size,

@@ -31,6 +31,9 @@ from pipelines.state.store import StateError
 from pipelines.summary import failed_records, to_markdown
 from transforms.schema import Mode
 
+WITH_REJECTS = "Completed with rejects"
+"""The name of the Completed state of a run with failed or rejected records (exit code 1)."""
+
 _TASK = {"cache_policy": NO_CACHE, "persist_result": False, "retries": 0}
 
 
@@ -58,7 +61,11 @@ async def _final_state(run: Run, started: float) -> State[Any]:
         logger.error("run %s: %s", summary["status"], summary.get("message"))
         return Failed(message=str(summary.get("message")), data=summary)
     if summary["exit_code"] == ExitCode.RECORDS_FAILED:
-        logger.info("%d record(s) failed or were rejected", failed_records(summary))
+        # Completed (the run did its job), but not like a clean run: the Prefect UI, its
+        # API and automations see the name, operators see the warning.
+        message = f"{failed_records(summary)} record(s) failed or were rejected"
+        logger.warning("%s: custsync report --run %s", message, summary["run_id"])
+        return Completed(name=WITH_REJECTS, message=message, data=summary)
     return Completed(message="done", data=summary)
 
 
@@ -145,6 +152,7 @@ async def sync_flow(
     allow_deletes: bool = RunSpec.allow_deletes,
     allow_empty: bool = RunSpec.allow_empty,
     max_delete_fraction: float | None = RunSpec.max_delete_fraction,
+    max_reject_fraction: float | None = RunSpec.max_reject_fraction,
     rate_limit: float | None = RunSpec.rate_limit,
     concurrency: int | None = RunSpec.concurrency,
     batch_size: int | None = RunSpec.batch_size,
@@ -166,6 +174,7 @@ async def sync_flow(
         allow_deletes: let a mirror run delete more than ``max_delete_fraction`` of the snapshot.
         allow_empty: let an empty extract through (otherwise the run stops, exit code 3).
         max_delete_fraction: overrides the setting.
+        max_reject_fraction: overrides the setting (default 0.05).
         rate_limit: requests/s for the target (0 = no limit; unset = adaptive).
         concurrency: calls in flight at most.
         batch_size: planned actions per batch (one DuckDB transaction each).

@@ -56,3 +56,36 @@ def test_an_empty_extract_is_the_reason_given_first() -> None:
     counts = PlanCounts(valid_rows=0, deletes=50, snapshot_active=50)
     stop = check_guards(counts, _spec(), SETTINGS)
     assert stop is not None and "no valid rows" in stop.message
+
+
+@pytest.mark.parametrize(
+    ("rows", "valid", "fraction", "stops"),
+    [
+        (100, 95, 0.05, False),
+        (100, 94, 0.05, True),
+        (42, 39, 0.05, True),
+        (42, 39, 0.1, False),
+        (84, 3, 0.05, True),
+        (0, 0, 0.05, False),
+        (10, 10, 0.0, False),
+        (10, 9, 0.0, True),
+    ],
+)
+def test_an_extract_mostly_rejected_stops_the_run(
+    rows: int, valid: int, fraction: float, stops: bool
+) -> None:
+    counts = PlanCounts(extract_rows=rows, valid_rows=valid, snapshot_active=50)
+    spec = RunSpec(flow="sync", extract=("x.csv",), target="sumup", allow_empty=True)
+    stop = check_guards(counts, spec, Settings(max_reject_fraction=fraction))
+    assert (stop is not None) == stops
+    if stop is not None:
+        assert stop.exit_code == ExitCode.GUARD
+        assert f"{rows - valid} of {rows} extract rows were rejected" in stop.message
+        assert "--max-reject-fraction" in stop.message
+
+
+def test_the_reject_guard_is_on_by_default() -> None:
+    assert Settings().max_reject_fraction == 0.05
+    counts = PlanCounts(extract_rows=84, valid_rows=2)  # two nights' files: every key twice
+    stop = check_guards(counts, _spec(), Settings())
+    assert stop is not None and stop.exit_code == ExitCode.GUARD

@@ -1,6 +1,9 @@
 from __future__ import annotations
 
+from pathlib import Path
+
 import polars as pl
+import pytest
 
 from connectors.providers.sumup import customer_id as sumup_customer_id
 from pipelines.instruments import plan_deactivations
@@ -28,3 +31,14 @@ def test_done_ones_are_left_out_and_bad_rows_rejected() -> None:
 def test_verifone_has_no_instruments() -> None:
     plan, rejects = plan_deactivations(frame(("A", "t1")), "verifone", set())
     assert plan.height == 0 and rejects["rule"].to_list() == ["unsupported"]
+
+
+def test_an_instruments_glob_matching_nothing_means_nothing_to_deactivate(tmp_path: Path) -> None:
+    from pipelines.extract import ExtractError, read_instruments
+
+    none = read_instruments([str(tmp_path / "instruments-*.csv")])
+    assert none.height == 0 and none.columns == ["external_id", "token"]
+    with pytest.raises(ExtractError, match="no such file"):
+        read_instruments([str(tmp_path / "instruments-today.csv")])  # a named file must exist
+    (tmp_path / "instruments-1.csv").write_text("external_id,token\nA,t1\n")
+    assert read_instruments([str(tmp_path / "instruments-*.csv")]).height == 1

@@ -1,0 +1,54 @@
+"""A run with rejected or failed records is seen as such through Prefect's API."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+from connectors.sandbox.server import SandboxServer
+from tests.e2e.conftest import DAY1, DAY2
+
+
+async def _run(**params: Any) -> tuple[str, str, dict[str, Any]]:
+    from prefect.client.orchestration import get_client
+
+    from pipelines.flows.sync import sync_flow
+
+    state = await sync_flow(return_state=True, **params)
+    summary = await state.result(raise_on_failure=False)
+    async with get_client() as client:
+        flow_run = await client.read_flow_run(state.state_details.flow_run_id)
+    assert flow_run.state is not None
+    return flow_run.state.type.value, flow_run.state.name, summary
+
+
+def test_a_run_with_rejects_ends_completed_with_rejects(
+    env: dict[str, str], sandbox: SandboxServer, tmp_path: Path
+) -> None:
+    kind, name, summary = asyncio.run(_run(extract=[str(DAY1)], target="sumup"))
+    assert (kind, name, summary["exit_code"]) == ("COMPLETED", "Completed", 0)
+    kind, name, summary = asyncio.run(
+        _run(extract=[str(DAY2)], target="sumup", mode="mirror", allow_deletes=True)
+    )
+    assert summary["exit_code"] == 1 and summary["rejected"] >= 1
+    assert (kind, name) == ("COMPLETED", "Completed with rejects")
+    # No instruments extract today: nothing to deactivate, and the run is not failed for it.
+    kind, name, summary = asyncio.run(
+        _run(extract=[str(DAY1)], target="sumup", instruments=[str(tmp_path / "instr-*.csv")])
+    )
+    assert kind == "COMPLETED" and summary["deactivate"]["planned"] == 0
+
+
+def test_two_nights_read_together_are_stopped_by_the_reject_guard(
+    env: dict[str, str], sandbox: SandboxServer, monkeypatch: Any
+) -> None:
+    monkeypatch.delenv("CUSTSYNC_MAX_REJECT_FRACTION")  # the default, 5 %
+    before = int(sandbox.admin.counters()["total"])
+    kind, _name, summary = asyncio.run(_run(extract=[str(DAY1), str(DAY2)], target="sumup"))
+    # Every key of both nights appears twice: rejected as not unique, and nothing is sent.
+    assert summary["exit_code"] == 3 and kind == "FAILED"
+    assert "extract rows were rejected, more than 5%" in summary["message"]
+    assert int(sandbox.admin.counters()["total"]) == before
+    kind, _name, summary = asyncio.run(_run(extract=[str(DAY1)], target="sumup"))
+    assert summary["exit_code"] == 0  # one night alone goes through
