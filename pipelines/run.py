@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+import polars as pl
 
 from connectors.errors import AuthError, FatalError
 from connectors.gate import SendGate, send_gate
@@ -37,6 +38,9 @@ from pipelines.spec import RunSpec
 from pipelines.state.store import StateStore
 from pipelines.stored_plan import StoredPlan
 from pipelines.summary import build_summary, failed_records
+
+FAILURES_SHOWN = 20
+"""Failed and rejected records listed in the run artifact (``custsync report`` shows all)."""
 
 
 @dataclass(frozen=True)
@@ -62,6 +66,8 @@ class Run:
         self.ledger = Ledger(store, run_id, spec.target)
         self.execute_s = 0.0
         """Seconds spent sending batches (the summary's rate)."""
+        self.failures: tuple[pl.DataFrame, int] = (pl.DataFrame(), 0)
+        """The first failed and rejected records, and how many (set by :meth:`finish`)."""
         self._connector: CustomerConnector | None = None
         self._executor: BatchExecutor | None = None
         # no answer at all to this many calls in a row: the provider is unreachable
@@ -241,6 +247,8 @@ class Run:
                 unchanged=self.plan.counts.unchanged,
                 execute_s=self.execute_s,
             )
+            # Read before the store closes: the run artifact lists them.
+            self.failures = self.store.failure_sample(self.run_id, FAILURES_SHOWN)
         message: str | None
         if self._stop is not None:
             exit_code, message = self._stop.exit_code, self._stop.message

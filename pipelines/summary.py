@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import duckdb
+import polars as pl
 
 from pipelines.state.queries import AuditQueries
 from transforms.actions import SUMMARY_ACTIONS
@@ -66,6 +67,30 @@ def failed_records(summary: dict[str, Any]) -> int:
     return int(summary["rejected"]) + sum(
         int(summary[a]["failed"]) for a in SUMMARY_ACTIONS if isinstance(summary.get(a), dict)
     )
+
+
+def _cell(value: Any) -> str:
+    text = "" if value is None else str(value)
+    return text.replace("|", "\\|").replace("\n", " ")[:120]
+
+
+def failures_markdown(sample: pl.DataFrame, total: int, run_id: str) -> list[str]:
+    """The failed and rejected records of a run as markdown lines (none when there are none):
+    the first of them (values masked as stored), and the command that lists them all."""
+    if total == 0:
+        return []
+    lines = [
+        "",
+        f"#### Failed and rejected records ({sample.height} of {total})",
+        "",
+        "| key | kind | action or field | code or rule | message | value (masked) |",
+        "|---|---|---|---|---|---|",
+    ]
+    for row in sample.iter_rows(named=True):
+        cells = (row["external_id"], row["kind"], row["what"], row["code"], row["message"])
+        lines.append("| " + " | ".join(_cell(c) for c in (*cells, row["value"])) + " |")
+    lines += ["", f"All of them: `custsync report --run {run_id}`"]
+    return lines
 
 
 def to_markdown(summary: dict[str, Any]) -> str:

@@ -28,7 +28,7 @@ from pipelines.run import Run
 from pipelines.settings import SettingsError, load_settings
 from pipelines.spec import SYNC, RunSpec
 from pipelines.state.store import StateError
-from pipelines.summary import failed_records, to_markdown
+from pipelines.summary import failed_records, failures_markdown, to_markdown
 from transforms.schema import Mode
 
 WITH_REJECTS = "Completed with rejects"
@@ -50,8 +50,10 @@ async def _final_state(run: Run, started: float) -> State[Any]:
     summary = run.finish(duration_s=time.monotonic() - started)
     logger = get_run_logger()
     try:
+        sample, total = run.failures
+        failures = failures_markdown(sample, total, str(summary["run_id"]))
         await acreate_markdown_artifact(
-            to_markdown(summary),
+            "\n".join([to_markdown(summary), *failures]),
             key=f"custsync-{summary['flow']}-{summary['target']}",
             description="custsync run summary",
         )

@@ -81,6 +81,23 @@ class AuditQueries(StateBase):
             "SELECT * FROM v_failures WHERE run_id = ? ORDER BY external_id, kind", [run_id]
         )
 
+    def failure_sample(self, run_id: str, limit: int = 20) -> tuple[pl.DataFrame, int]:
+        """The first ``limit`` failed, ambiguous and rejected records of one run (key, kind,
+        action or field, code or rule, message, masked value: rejects store values masked),
+        and how many there are in all."""
+        records = """
+            SELECT external_id, 'rejected' AS kind, field AS what, rule AS code, message, value
+            FROM rejects WHERE run_id = $run
+            UNION ALL
+            SELECT external_id, result, action, coalesce(error_code, error_class), message, NULL
+            FROM outcomes WHERE run_id = $run AND result IN ('failed', 'ambiguous')"""
+        sample = self._frame(
+            f"SELECT * FROM ({records}) ORDER BY kind, external_id NULLS FIRST, what LIMIT $n",
+            {"run": run_id, "n": limit},
+        )
+        ((total,),) = self._run(f"SELECT count(*) FROM ({records})", {"run": run_id})
+        return sample, int(total)
+
     def run_plan(self, run_id: str) -> pl.DataFrame:
         """The actions a run planned (what a dry run shows), by external id."""
         return self._frame(

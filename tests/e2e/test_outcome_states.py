@@ -23,6 +23,19 @@ async def _run(**params: Any) -> tuple[str, str, dict[str, Any]]:
     return flow_run.state.type.value, flow_run.state.name, summary
 
 
+async def _artifact(key: str, run_id: str) -> str:
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+
+    async with get_client() as client:
+        artifacts = await client.read_artifacts(
+            artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=[key]))
+        )
+    found = [str(a.data) for a in artifacts if run_id in str(a.data)]
+    assert found, f"no artifact {key} for {run_id}"
+    return found[0]
+
+
 def test_a_run_with_rejects_ends_completed_with_rejects(
     env: dict[str, str], sandbox: SandboxServer, tmp_path: Path
 ) -> None:
@@ -33,6 +46,11 @@ def test_a_run_with_rejects_ends_completed_with_rejects(
     )
     assert summary["exit_code"] == 1 and summary["rejected"] >= 1
     assert (kind, name) == ("COMPLETED", "Completed with rejects")
+    # The artifact lists what was rejected, and the command that shows all of it.
+    markdown = asyncio.run(_artifact("custsync-sync-sumup", summary["run_id"]))
+    assert f"#### Failed and rejected records ({summary['rejected']} of" in markdown
+    assert f"`custsync report --run {summary['run_id']}`" in markdown
+    assert "| rejected |" in markdown
     # No instruments extract today: nothing to deactivate, and the run is not failed for it.
     kind, name, summary = asyncio.run(
         _run(extract=[str(DAY1)], target="sumup", instruments=[str(tmp_path / "instr-*.csv")])

@@ -191,3 +191,32 @@ def test_the_example_queries_run_on_a_state_file(recorded: tuple[StateStore, str
     runs, history = (store.query(sql, ["B"] if "?" in sql else []) for _, sql in EXAMPLE_QUERIES)
     assert runs.height == 1 and runs["planned"].item() == 4
     assert history.select("action", "result").rows() == [("create", "adopted")]
+
+
+def test_the_failure_sample_lists_rejects_and_failures_with_masked_values(tmp_path: Path) -> None:
+    from pipelines.summary import failures_markdown
+
+    with StateStore(tmp_path / "s.duckdb") as store:
+        run_id = store.begin_run(
+            flow="sync", target="sumup", mode="upsert", dry_run=False, extract_paths=[], params={}
+        )
+        rejects = pl.DataFrame(
+            {
+                "external_id": ["K2", "K1", None],
+                "field": ["email", "phone", "external_id"],
+                "rule": ["email", "pattern", "required"],
+                "message": ["not an e-mail | address", "bad", "no key"],
+                "value": ["a***@x", "+4***", None],
+                "source_row": [2, 1, 3],
+            }
+        )
+        store.write_rejects(run_id, "sumup", rejects)
+        sample, total = store.failure_sample(run_id, limit=2)
+        empty, none = store.failure_sample("no-such-run")
+    assert total == 3 and sample.height == 2 and none == 0 and empty.height == 0
+    assert sample["external_id"].to_list() == [None, "K1"]
+    lines = failures_markdown(sample, total, run_id)
+    assert lines[1] == "#### Failed and rejected records (2 of 3)"
+    assert "| K1 | rejected | phone | pattern | bad | +4*** |" in lines
+    assert lines[-1] == f"All of them: `custsync report --run {run_id}`"
+    assert failures_markdown(empty, 0, run_id) == []
