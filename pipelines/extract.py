@@ -416,6 +416,23 @@ def read_extract(paths: Sequence[str | Path], *, mapping: Path | None = None) ->
     return ExtractResult(frame=frame, files=files, warnings=warnings)
 
 
+def check_headers(paths: Sequence[str | Path], *, mapping: Path | None = None) -> list[Path]:
+    """Check what an extract's files say before a run reads them: every file exists, has a
+    known type, and its header (CSV line 1, or the Parquet schema) names the required columns
+    once each, after ``mapping``. Reads no data row; raises :class:`ExtractError` as
+    :func:`read_extract` would. Returns the files."""
+    files = expand_paths(paths)
+    column_mapping = load_mapping(mapping) if mapping is not None else None
+    delimiter = column_mapping.delimiter if column_mapping else ","
+    for path in files:
+        if _kind(path) == "csv":
+            names = _csv_header(path, delimiter)
+        else:
+            names, _schema = _parquet_schema(path)
+        _select(names, path, column_mapping, CANONICAL_COLUMNS, REQUIRED_COLUMNS, [])
+    return files
+
+
 def read_instruments(paths: Sequence[str | Path]) -> pl.DataFrame:
     """Read instruments extracts: ``external_id``, ``token`` per payment instrument to deactivate.
 

@@ -7,7 +7,7 @@ import json
 import logging
 import os
 import sys
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import click
@@ -29,7 +29,7 @@ from rich.text import Text
 
 from pipelines import crash
 from pipelines.exit_codes import ExitCode
-from pipelines.settings import SettingsError, load_settings
+from pipelines.settings import SettingsError
 from transforms.actions import SUMMARY_ACTIONS
 
 err = Console(stderr=True)
@@ -52,27 +52,6 @@ def fail(message: str, code: ExitCode = ExitCode.BAD_INPUT) -> None:
     # soft_wrap: one line however long (rich wraps at 80 columns when stderr is no terminal)
     err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
     sys.exit(int(code))
-
-
-def check_inputs(paths: Sequence[str], what: str = "extract", *, optional: bool = False) -> None:
-    """Fail fast (exit 2) on a path or glob that matches nothing, before Prefect starts
-    (``optional``: only on a named file that does not exist)."""
-    from pipelines.extract import ExtractError, expand_paths
-
-    if not paths:
-        return
-    try:
-        expand_paths(paths, optional=optional)
-    except ExtractError as exc:
-        fail(f"{what}: {exc}")
-
-
-def check_settings() -> None:
-    """Fail fast (exit 2) on a malformed setting."""
-    try:
-        load_settings()
-    except SettingsError as exc:
-        fail(str(exc))
 
 
 class RateColumn(ProgressColumn):

@@ -6,13 +6,9 @@ from typing import Any
 
 import click
 
-from pipelines.commands.common import (
-    check_inputs,
-    check_settings,
-    prepare_prefect,
-    run_and_exit,
-)
+from pipelines.commands.common import prepare_prefect, run_and_exit
 from pipelines.commands.options import flow_parameters, spec_options
+from pipelines.commands.preflight import preflight
 from pipelines.spec import MIGRATE
 
 
@@ -27,8 +23,7 @@ def migrate_command(as_json: bool, verbose: bool, **options: Any) -> None:
     reports adopted, created and ambiguous records. Several matches are never guessed: they are
     left for a person.
     """
-    check_inputs(options["extract"])
-    check_settings()
+    preflight(options)  # before Prefect: the first problem, once, exit 2
     prepare_prefect(verbose)
     from pipelines.flows.migrate import migrate_flow
 

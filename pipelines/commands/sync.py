@@ -6,13 +6,9 @@ from typing import Any
 
 import click
 
-from pipelines.commands.common import (
-    check_inputs,
-    check_settings,
-    prepare_prefect,
-    run_and_exit,
-)
+from pipelines.commands.common import prepare_prefect, run_and_exit
 from pipelines.commands.options import flow_parameters, spec_options
+from pipelines.commands.preflight import preflight
 from pipelines.spec import SYNC
 
 
@@ -24,9 +20,7 @@ def sync_command(as_json: bool, verbose: bool, **options: Any) -> None:
     Validates and diffs the extract against the last synced snapshot, stores the plan, then makes
     exactly the calls needed. Every call and outcome is recorded in the DuckDB state file.
     """
-    check_inputs(options["extract"])
-    check_inputs(options["instruments"], "instruments extract", optional=True)
-    check_settings()
+    preflight(options)  # before Prefect: the first problem, once, exit 2
     prepare_prefect(verbose)
     from pipelines.flows.sync import sync_flow
 
