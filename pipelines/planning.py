@@ -15,6 +15,7 @@ import polars as pl
 
 from pipelines.extract import read_extract, read_instruments
 from pipelines.instruments import plan_deactivations
+from pipelines.provenance import file_facts
 from pipelines.run import Run
 from pipelines.state.store import DIFF_COLUMNS
 from pipelines.stored_plan import PlanCounts, StoredPlan
@@ -37,6 +38,7 @@ def _make_plan(run: Run) -> int:
     extract = read_extract(list(spec.extract), mapping=Path(spec.mapping) if spec.mapping else None)
     for warning in extract.warnings:
         log.warning("%s", warning)
+    run.store.record_provenance(run.run_id, {"inputs": file_facts(extract.files)})
     snapshot = run.store.snapshot(target, columns=DIFF_COLUMNS)
     snapshot_active = snapshot.filter(pl.col("status") == "active").height
     # One streaming pass: normalise, validate, map, hash, diff (rejected keys are never

@@ -33,6 +33,7 @@ from pipelines.exit_codes import ExitCode
 from pipelines.extract import ExtractError
 from pipelines.ledger import Ledger
 from pipelines.progress import listener
+from pipelines.provenance import Origin, provenance
 from pipelines.settings import Settings, SettingsError, load_settings
 from pipelines.spec import RunSpec
 from pipelines.state.store import StateStore
@@ -79,8 +80,9 @@ class Run:
     # -- life cycle -------------------------------------------------------------------------------
 
     @classmethod
-    def open(cls, spec: RunSpec) -> Run:
-        """Load settings, open the state store and record the run's start."""
+    def open(cls, spec: RunSpec, origin: Origin | None = None) -> Run:
+        """Load settings, open the state store and record the run's start: who and what
+        (:mod:`pipelines.provenance`; ``origin`` is the Prefect flow run, when there is one)."""
         settings = load_settings().with_overrides(
             state=Path(spec.state) if spec.state else None,
             rate_limit=spec.rate_limit,
@@ -104,6 +106,7 @@ class Run:
             extract_paths=list(spec.extract),
             params=params,
         )
+        store.record_provenance(run_id, provenance(settings, origin or Origin()).columns())
         return cls(spec, settings, store, run_id)
 
     @staticmethod

@@ -23,6 +23,7 @@ from pipelines.extract import ExtractError
 from pipelines.guards import check_guards
 from pipelines.planning import plan
 from pipelines.progress import listener
+from pipelines.provenance import Origin
 from pipelines.recovery import recover
 from pipelines.run import Run
 from pipelines.settings import SettingsError, load_settings
@@ -82,7 +83,7 @@ async def run_flow(spec: RunSpec) -> State[Any]:
     started = time.monotonic()
     logger = get_run_logger()
     try:
-        run = Run.open(spec)
+        run = Run.open(spec, _origin())
     except (SettingsError, ExtractError, StateError, OSError, duckdb.Error) as exc:
         # Nothing could be recorded: the state file itself is unusable.
         return Failed(message=str(exc), data=Run.unrecorded_summary(spec, exc, started))
@@ -122,6 +123,17 @@ async def run_flow(spec: RunSpec) -> State[Any]:
     finally:
         await run.aclose()
     return await _final_state(run, started)
+
+
+def _origin() -> Origin:
+    """The Prefect flow run (and deployment) this run is, for its ``runs`` row."""
+    from prefect.runtime import deployment, flow_run
+
+    name = deployment.name
+    return Origin(
+        prefect_flow_run_id=str(flow_run.id) if flow_run.id else None,
+        prefect_deployment=str(name) if name else None,
+    )
 
 
 def _crashed_before_start(spec: RunSpec, exc: BaseException, started: float) -> State[Any]:

@@ -49,6 +49,17 @@ class Runs(StateBase):
         )
         return run_id
 
+    def record_provenance(self, run_id: str, columns: Mapping[str, Any]) -> None:
+        """Fill the run's who-and-what columns (migration 006); dicts and lists as JSON."""
+        if not columns:
+            return
+        values = {
+            k: json.dumps(v, default=str, sort_keys=True) if isinstance(v, dict | list) else v
+            for k, v in columns.items()
+        }
+        assignments = ", ".join(f"{name} = ?" for name in values)
+        self._run(f"UPDATE runs SET {assignments} WHERE run_id = ?", [*values.values(), run_id])
+
     def finish_run(
         self, run_id: str, *, status: str, exit_code: int, summary: Mapping[str, Any]
     ) -> None:

@@ -70,3 +70,30 @@ def test_two_nights_read_together_are_stopped_by_the_reject_guard(
     assert int(sandbox.admin.counters()["total"]) == before
     kind, _name, summary = asyncio.run(_run(extract=[str(DAY1)], target="sumup"))
     assert summary["exit_code"] == 0  # one night alone goes through
+
+
+def test_the_runs_row_says_which_prefect_flow_run_and_which_files(
+    env: dict[str, str], sandbox: SandboxServer
+) -> None:
+    import hashlib
+    import json
+
+    import duckdb
+
+    from pipelines.flows.sync import sync_flow
+
+    async def main() -> tuple[str, dict[str, Any]]:
+        state = await sync_flow(return_state=True, extract=[str(DAY1)], target="sumup")
+        return str(state.state_details.flow_run_id), await state.result(raise_on_failure=False)
+
+    flow_run_id, summary = asyncio.run(main())
+    with duckdb.connect(env["CUSTSYNC_STATE"], read_only=True) as con:
+        row = con.execute(
+            "SELECT prefect_flow_run_id, inputs, settings FROM runs WHERE run_id = ?",
+            [summary["run_id"]],
+        ).fetchone()
+    assert row is not None and row[0] == flow_run_id
+    (read,) = json.loads(row[1])
+    assert read["path"] == str(DAY1) and read["bytes"] == DAY1.stat().st_size
+    assert read["sha256"] == hashlib.sha256(DAY1.read_bytes()).hexdigest()
+    assert "sup_sk_sandbox" not in row[2] and json.loads(row[2])["sumup"]["api_key"] == "set"

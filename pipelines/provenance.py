@@ -1,0 +1,111 @@
+"""Who and what started a run: recorded in its ``runs`` row (migration 006).
+
+The custsync version, the machine and operating-system user, the Prefect flow run and
+deployment (when there is one), the effective settings (a secret only as ``"set"`` or
+``"unset"``) and the input files (path, bytes, SHA-256). Nothing here is a secret.
+"""
+
+from __future__ import annotations
+
+import getpass
+import hashlib
+import socket
+from collections.abc import Sequence
+from dataclasses import dataclass, field, fields
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from connectors.providers.registry import providers
+from connectors.secret import Secret
+from pipelines.settings import Settings
+
+_CHUNK = 1 << 20
+
+
+@dataclass(frozen=True)
+class Origin:
+    """Where a run was started from: filled by the flow (Prefect's runtime) or left empty."""
+
+    prefect_flow_run_id: str | None = None
+    prefect_deployment: str | None = None
+
+
+@dataclass(frozen=True)
+class Provenance:
+    """One run's ``runs`` columns of migration 006."""
+
+    custsync_version: str
+    host: str
+    os_user: str
+    prefect_flow_run_id: str | None
+    prefect_deployment: str | None
+    settings: dict[str, Any]
+    inputs: list[dict[str, Any]] = field(default_factory=list)
+
+    def columns(self) -> dict[str, Any]:
+        """Column name → value."""
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+def _version() -> str:
+    try:
+        return metadata.version("custsync")
+    except metadata.PackageNotFoundError:
+        return "unknown"
+
+
+def _user() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):  # no name for this uid (a bare container)
+        return "unknown"
+
+
+def _shown(value: Any) -> Any:
+    if isinstance(value, Secret):
+        return "set"
+    if isinstance(value, Path):
+        return str(value)
+    return value
+
+
+def effective_settings(settings: Settings) -> dict[str, Any]:
+    """The settings a run used, JSON-able; a secret appears as ``"set"`` or ``"unset"``."""
+    out: dict[str, Any] = {
+        f.name: _shown(getattr(settings, f.name)) for f in fields(settings) if f.name != "providers"
+    }
+    for provider in providers():
+        values = settings.provider(provider.name)
+        secret = {s.name for s in provider.settings if s.secret}
+        out[provider.name] = {
+            k: ("unset" if v is None and k in secret else _shown(v)) for k, v in values.items()
+        }
+    return out
+
+
+def file_facts(paths: Sequence[Path]) -> list[dict[str, Any]]:
+    """Path, size and SHA-256 of every file (read once, in 1 MiB chunks)."""
+    facts = []
+    for path in paths:
+        digest = hashlib.sha256()
+        with path.open("rb") as handle:
+            while chunk := handle.read(_CHUNK):
+                digest.update(chunk)
+        facts.append(
+            {"path": str(path), "bytes": path.stat().st_size, "sha256": digest.hexdigest()}
+        )
+    return facts
+
+
+def provenance(settings: Settings, origin: Origin, inputs: Sequence[Path] = ()) -> Provenance:
+    """What is known of a run when it starts."""
+    return Provenance(
+        custsync_version=_version(),
+        host=socket.gethostname(),
+        os_user=_user(),
+        prefect_flow_run_id=origin.prefect_flow_run_id,
+        prefect_deployment=origin.prefect_deployment,
+        settings=effective_settings(settings),
+        inputs=file_facts(inputs),
+    )
