@@ -13,6 +13,7 @@ from typing import Any
 import click
 import polars as pl
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -50,7 +51,8 @@ def prepare_prefect(verbose: bool) -> None:
 def fail(message: str, code: ExitCode = ExitCode.BAD_INPUT) -> None:
     """Print ``message`` and exit with ``code`` (no traceback)."""
     # soft_wrap: one line however long (rich wraps at 80 columns when stderr is no terminal)
-    err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    # escape: a message may hold brackets ("[csv] delimiter"), which are not markup.
+    err.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
     sys.exit(int(code))
 
 
