@@ -14,6 +14,20 @@ _SUCCEEDED = ("succeeded", "adopted")
 _FAILED = ("failed", "ambiguous")
 
 
+def zero_counts() -> dict[str, Any]:
+    """The counts of a run that recorded nothing: every action and figure zero."""
+    counts: dict[str, Any] = {
+        a: {"planned": 0, "succeeded": 0, "failed": 0} for a in SUMMARY_ACTIONS
+    }
+    counts.update(
+        dict.fromkeys(
+            ("calls", "retries", "http_429", "created", "adopted", "ambiguous", "drift"), 0
+        )
+    )
+    counts["rejected"] = 0
+    return counts
+
+
 def build_summary(
     con: duckdb.DuckDBPyConnection,
     run_id: str,
@@ -27,9 +41,7 @@ def build_summary(
     :meth:`~pipelines.state.queries.AuditQueries.run_counts`.
     """
     counts = AuditQueries(con).run_counts(run_id)
-    summary: dict[str, Any] = {
-        a: {"planned": 0, "succeeded": 0, "failed": 0} for a in SUMMARY_ACTIONS
-    }
+    summary = zero_counts()
     summary["unchanged"]["planned"] = unchanged
     for action, n in counts.planned.items():
         summary.setdefault(action, {"planned": 0, "succeeded": 0, "failed": 0})["planned"] = n

@@ -23,7 +23,7 @@ def migrate_command(as_json: bool, verbose: bool, **options: Any) -> None:
     reports adopted, created and ambiguous records. Several matches are never guessed: they are
     left for a person.
     """
-    preflight(options)  # before Prefect: the first problem, once, exit 2
+    preflight(options, flow=MIGRATE, as_json=as_json)  # before Prefect: the first problem
     prepare_prefect(verbose)
     from pipelines.flows.migrate import migrate_flow
 

@@ -8,19 +8,28 @@ stderr, with exit code 2; importing Prefect alone takes longer than all of it.
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from pipelines.commands.common import fail
+from pipelines.commands.common import fail as stop
 
 
-def preflight(options: Mapping[str, Any]) -> None:
+def preflight(options: Mapping[str, Any], *, flow: str, as_json: bool = False) -> None:
     """Refuse (exit 2, one line) a sync or migrate run whose inputs are unusable.
 
     ``options`` are the command's parsed options (the :class:`~pipelines.spec.RunSpec` fields).
+    With ``as_json`` the refusal is also the one JSON object ``--json`` promises, on stdout
+    (``run_id`` null: nothing was recorded).
     """
+
+    def fail(message: str) -> None:
+        if as_json:
+            print(json.dumps(_refusal(options, flow, message)), flush=True)
+        stop(message)
+
     from pipelines.connect import build_connector
     from pipelines.extract import ExtractError, check_headers, expand_paths
     from pipelines.settings import SettingsError, load_settings
@@ -52,3 +61,19 @@ def preflight(options: Mapping[str, Any]) -> None:
             StateStore(state, read_only=True).close()
         except StateError as exc:
             fail(str(exc))
+
+
+def _refusal(options: Mapping[str, Any], flow: str, message: str) -> dict[str, Any]:
+    from pipelines.summary import zero_counts
+
+    return {
+        **zero_counts(),
+        "run_id": None,
+        "flow": flow,
+        "target": options.get("target"),
+        "mode": options.get("mode", "upsert"),
+        "dry_run": bool(options.get("dry_run")),
+        "status": "error",
+        "exit_code": 2,
+        "message": message,
+    }

@@ -20,7 +20,7 @@ def sync_command(as_json: bool, verbose: bool, **options: Any) -> None:
     Validates and diffs the extract against the last synced snapshot, stores the plan, then makes
     exactly the calls needed. Every call and outcome is recorded in the DuckDB state file.
     """
-    preflight(options)  # before Prefect: the first problem, once, exit 2
+    preflight(options, flow=SYNC, as_json=as_json)  # before Prefect: the first problem, exit 2
     prepare_prefect(verbose)
     from pipelines.flows.sync import sync_flow
 

@@ -121,9 +121,27 @@ def test_a_dry_run_needs_no_credentials_and_a_good_run_passes_preflight(tmp_path
         for key, value in env.items():
             if key.startswith("CUSTSYNC_"):
                 mp.setenv(key, value)
-        preflight(options)  # no SystemExit
+        preflight(options, flow="sync")  # no SystemExit
         with duckdb.connect(env["CUSTSYNC_STATE"]) as con:
             con.execute("CREATE TABLE sales AS SELECT 1 AS id")
         with pytest.raises(SystemExit) as stopped:
-            preflight(options)
+            preflight(options, flow="sync")
         assert stopped.value.code == 2
+
+
+def test_with_json_the_refusal_is_also_the_one_json_object(tmp_path: Path) -> None:
+    import json
+
+    env = _env(tmp_path, CUSTSYNC_SUMUP_API_KEY="sup_sk_sandbox")
+    done = subprocess.run(
+        [sys.executable, "-c", PROBE, "sync", *_no_key_column(tmp_path), "--json"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 2, done.stderr
+    summary = json.loads(done.stdout.strip().splitlines()[-1])
+    assert summary["exit_code"] == 2 and summary["run_id"] is None and summary["calls"] == 0
+    assert "the required column is missing" in summary["message"]
+    assert "prefect imported: False" in done.stderr
