@@ -93,11 +93,31 @@ class RichProgress:
         self._progress.stop()
 
 
+def prefect_configured() -> bool:
+    """Whether runs are Prefect flow runs: a Prefect API is set (``PREFECT_API_URL``).
+
+    Without one, a CLI run calls the stages itself (:mod:`pipelines.local`) instead of paying
+    for Prefect's temporary server.
+    """
+    return bool(os.environ.get("PREFECT_API_URL"))
+
+
+def _log_to_stderr(verbose: bool) -> None:
+    """custsync's own log lines on stderr, as Prefect's console shows them under a flow."""
+    logger = logging.getLogger("custsync")
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s | %(levelname)s | custsync - %(message)s"))
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO if verbose else logging.WARNING)
+    logger.propagate = False
+
+
 def run_and_exit(
     call: Callable[[], Awaitable[Any]], *, as_json: bool, verbose: bool = False
 ) -> None:
-    """Run a flow (returning a Prefect state) with a progress bar, print its summary and exit
-    with the run's exit code.
+    """Run a flow (returning a Prefect state) or a local run (returning its summary, when no
+    Prefect API is configured) with a progress bar, print its summary and exit with the run's
+    exit code.
 
     Output: the summary on stdout; on stderr, without ``verbose``, only custsync's own lines
     (one for a run that stopped with exit code 2 or more, one naming the crash file of an
@@ -110,12 +130,23 @@ def run_and_exit(
             # They would repeat the summary's message, twice, with Prefect's decorations.
             logging.getLogger(name).propagate = False
     progress.attach(RichProgress(enabled=not as_json and err.is_terminal))
+    local = not prefect_configured()
 
     async def main() -> Any:
+        if local:
+            try:
+                return await call()
+            except BaseException as exc:  # a bug outside every stage: reported as a crash
+                if not crash.is_internal(exc):
+                    raise
+                return exc
         state = await call()
         return await state.result(raise_on_failure=False)
 
-    check_prefect_api()
+    if local:
+        _log_to_stderr(verbose)
+    else:
+        check_prefect_api()
     try:
         summary = asyncio.run(main())
     finally:
@@ -133,6 +164,11 @@ def run_and_exit(
         click.echo(crash.crash_line(summary["message"], summary.get("run_id")), err=True)
         sys.exit(int(ExitCode.INTERNAL))
     print_summary(summary, as_json=as_json)
+    if local and not as_json:
+        click.echo(
+            "Prefect is not configured (PREFECT_API_URL unset): "
+            "the run is recorded in the state file only"
+        )
     if summary["exit_code"] >= ExitCode.BAD_INPUT:
         click.echo(f"error: {summary['message']}", err=True)
     sys.exit(int(summary["exit_code"]))

@@ -6,7 +6,7 @@ from typing import Any
 
 import click
 
-from pipelines.commands.common import prepare_prefect, run_and_exit
+from pipelines.commands.common import prefect_configured, prepare_prefect, run_and_exit
 from pipelines.commands.options import flow_parameters, spec_options
 from pipelines.commands.preflight import preflight
 from pipelines.spec import MIGRATE
@@ -24,11 +24,17 @@ def migrate_command(as_json: bool, verbose: bool, **options: Any) -> None:
     left for a person.
     """
     preflight(options, flow=MIGRATE, as_json=as_json)  # before Prefect: the first problem
+    params = flow_parameters(MIGRATE, options)
+    if not prefect_configured():
+        from pipelines.local import run_local
+
+        run_and_exit(lambda: run_local(MIGRATE, params), as_json=as_json, verbose=verbose)
+        return
     prepare_prefect(verbose)
     from pipelines.flows.migrate import migrate_flow
 
     run_and_exit(
-        lambda: migrate_flow(**flow_parameters(MIGRATE, options), return_state=True),
+        lambda: migrate_flow(**params, return_state=True),
         as_json=as_json,
         verbose=verbose,
     )

@@ -6,7 +6,7 @@ from typing import Any
 
 import click
 
-from pipelines.commands.common import prepare_prefect, run_and_exit
+from pipelines.commands.common import prefect_configured, prepare_prefect, run_and_exit
 from pipelines.commands.options import flow_parameters, spec_options
 from pipelines.commands.preflight import preflight
 from pipelines.spec import SYNC
@@ -21,11 +21,16 @@ def sync_command(as_json: bool, verbose: bool, **options: Any) -> None:
     exactly the calls needed. Every call and outcome is recorded in the DuckDB state file.
     """
     preflight(options, flow=SYNC, as_json=as_json)  # before Prefect: the first problem, exit 2
+    params = flow_parameters(SYNC, options)
+    params["instruments"] = params["instruments"] or None
+    if not prefect_configured():
+        from pipelines.local import run_local
+
+        run_and_exit(lambda: run_local(SYNC, params), as_json=as_json, verbose=verbose)
+        return
     prepare_prefect(verbose)
     from pipelines.flows.sync import sync_flow
 
-    params = flow_parameters(SYNC, options)
-    params["instruments"] = params["instruments"] or None
     run_and_exit(
         lambda: sync_flow(**params, return_state=True),
         as_json=as_json,

@@ -6,29 +6,23 @@ retries: retries live in the connectors, and a failed record is retried by the n
 
 from __future__ import annotations
 
-import time
+import logging
 from typing import Any
 
-import duckdb
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import acreate_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.states import Completed, Failed, State
 
-from pipelines import crash
 from pipelines.connect import with_secret_blocks
 from pipelines.execution import execute_batch
 from pipelines.exit_codes import ExitCode
-from pipelines.extract import ExtractError
-from pipelines.guards import check_guards
+from pipelines.orchestration import Engine, run_stages
 from pipelines.planning import plan
-from pipelines.progress import listener
 from pipelines.provenance import Origin
 from pipelines.recovery import recover
 from pipelines.run import Run
-from pipelines.settings import SettingsError, load_settings
 from pipelines.spec import SYNC, RunSpec
-from pipelines.state.store import StateError
 from pipelines.summary import failed_records, failures_markdown, to_markdown
 from transforms.schema import Mode
 
@@ -47,9 +41,8 @@ execute_stage = task(name="execute-batch", **_TASK)(execute_batch)  # type: igno
 """Send one batch of planned actions and record it in one DuckDB transaction."""
 
 
-async def _final_state(run: Run, started: float) -> State[Any]:
-    summary = run.finish(duration_s=time.monotonic() - started)
-    logger = get_run_logger()
+async def _publish(run: Run, summary: dict[str, Any]) -> None:
+    """The run's summary and its first failed and rejected records, as a markdown artifact."""
     try:
         sample, total = run.failures
         failures = failures_markdown(sample, total, str(summary["run_id"]))
@@ -59,70 +52,7 @@ async def _final_state(run: Run, started: float) -> State[Any]:
             description="custsync run summary",
         )
     except (RuntimeError, ValueError) as exc:  # an artifact is a nicety; never lose the run for it
-        logger.warning("could not create the summary artifact: %s", exc)
-    if summary["exit_code"] >= ExitCode.BAD_INPUT:
-        logger.error("run %s: %s", summary["status"], summary.get("message"))
-        return Failed(message=str(summary.get("message")), data=summary)
-    if summary["exit_code"] == ExitCode.RECORDS_FAILED:
-        # Completed (the run did its job), but not like a clean run: the Prefect UI, its
-        # API and automations see the name, operators see the warning.
-        message = f"{failed_records(summary)} record(s) failed or were rejected"
-        logger.warning("%s: custsync report --run %s", message, summary["run_id"])
-        return Completed(name=WITH_REJECTS, message=message, data=summary)
-    return Completed(message="done", data=summary)
-
-
-async def run_flow(spec: RunSpec) -> State[Any]:
-    """Body shared by the sync and migrate flows.
-
-    Stages never raise for what a user can cause (bad file, bad setting, refused credentials,
-    a guard): they stop the run with an exit code, and the flow ends ``Failed`` with the summary.
-    Nor for a bug: the run ends ``crashed`` (exit code 70) with a crash file
-    (:mod:`pipelines.crash`), and what earlier batches recorded stays.
-    """
-    started = time.monotonic()
-    logger = get_run_logger()
-    try:
-        run = Run.open(spec, _origin())
-    except (SettingsError, ExtractError, StateError, OSError, duckdb.Error) as exc:
-        # Nothing could be recorded: the state file itself is unusable.
-        return Failed(message=str(exc), data=Run.unrecorded_summary(spec, exc, started))
-    except BaseException as exc:
-        if not crash.is_internal(exc):
-            raise
-        return _crashed_before_start(spec, exc, started)
-    try:
-        if not spec.dry_run:
-            run.settings = await with_secret_blocks(run.settings, spec.target)
-            with run.stop_on_error():
-                run.connector()  # no credentials: stop now, before reading anything
-        if not spec.dry_run and not run.stopped:
-            settled = await recover_stage(run)
-            if settled:
-                logger.info("settled %d action(s) left in flight by an earlier run", settled)
-        planned = 0 if run.stopped else plan_stage(run)
-        if not run.stopped:
-            logger.info("%d action(s) planned, %d unchanged", planned, run.plan.counts.unchanged)
-            guard = check_guards(run.plan.counts, spec, run.settings)
-            if guard is not None:
-                run.stop(guard.exit_code, guard.message)
-        if not spec.dry_run and planned and not run.stopped:
-            listener().start(f"{spec.target}: {spec.mode}", planned)
-            try:
-                for batch_no in range(run.plan.batch_count):
-                    await execute_stage(run, batch_no)
-                    if run.stopped:
-                        break
-            finally:
-                listener().stop()
-    except BaseException as exc:
-        # A bug between the stages (the stages catch their own): the run ends `crashed`.
-        if not crash.is_internal(exc):
-            raise
-        run.crash(exc)
-    finally:
-        await run.aclose()
-    return await _final_state(run, started)
+        get_run_logger().warning("could not create the summary artifact: %s", exc)
 
 
 def _origin() -> Origin:
@@ -136,23 +66,42 @@ def _origin() -> Origin:
     )
 
 
-def _crashed_before_start(spec: RunSpec, exc: BaseException, started: float) -> State[Any]:
-    """The end of a run that crashed before its run row was written."""
-    state = spec.state
-    if state is None:
-        try:
-            state = str(load_settings().state)
-        except SettingsError:
-            state = None  # the crash file goes to the default folder
-    report = crash.record_crash(exc, run_id=None, state=state)
-    summary = Run.unrecorded_summary(spec, exc, started)
-    summary.update(
-        status="crashed",
-        exit_code=int(ExitCode.INTERNAL),
-        message=report.message,
-        crash_file=str(report.path) if report.path else None,
-    )
-    return Failed(message=report.message, data=summary)
+def _logger() -> logging.Logger | logging.LoggerAdapter[logging.Logger]:
+    return get_run_logger()
+
+
+PREFECT = Engine(
+    recover=recover_stage,
+    plan=plan_stage,
+    execute=execute_stage,
+    logger=_logger,
+    origin=_origin,
+    secrets=with_secret_blocks,
+    publish=_publish,
+)
+"""The stages as Prefect tasks of the flow run, its logger, Secret blocks and artifacts."""
+
+
+def final_state(summary: dict[str, Any]) -> State[Any]:
+    """The flow run's end: ``Failed`` for exit code 2 or more, ``Completed with rejects`` for
+    exit code 1, ``Completed``; the summary is its result."""
+    logger = get_run_logger()
+    if summary["exit_code"] >= ExitCode.BAD_INPUT:
+        logger.error("run %s: %s", summary["status"], summary.get("message"))
+        return Failed(message=str(summary.get("message")), data=summary)
+    if summary["exit_code"] == ExitCode.RECORDS_FAILED:
+        # Completed (the run did its job), but not like a clean run: the Prefect UI, its
+        # API and automations see the name, operators see the warning.
+        message = f"{failed_records(summary)} record(s) failed or were rejected"
+        logger.warning("%s: custsync report --run %s", message, summary["run_id"])
+        return Completed(name=WITH_REJECTS, message=message, data=summary)
+    return Completed(message="done", data=summary)
+
+
+async def run_flow(spec: RunSpec) -> State[Any]:
+    """Body shared by the sync and migrate flows: :func:`pipelines.orchestration.run_stages`
+    with Prefect's engine, ending in :func:`final_state`."""
+    return final_state(await run_stages(spec, PREFECT))
 
 
 @flow(name="custsync-sync", persist_result=False, validate_parameters=True)

@@ -1,0 +1,114 @@
+"""The stages of a run, in order, whatever runs them: Prefect's engine or none.
+
+:func:`run_stages` is the body of the sync and migrate flows (:mod:`pipelines.flows.sync`
+hands it Prefect tasks, its run logger, Secret blocks and an artifact) and of a CLI run
+without a Prefect server (:mod:`pipelines.local`: the same stage functions, called directly,
+the state file the only record). This module imports nothing of Prefect.
+
+Stages never raise for what a user can cause (bad file, bad setting, refused credentials, a
+guard): they stop the run with an exit code. Nor for a bug: the run ends ``crashed`` (exit code
+70) with a crash file (:mod:`pipelines.crash`), and what earlier batches recorded stays.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import duckdb
+
+from pipelines import crash
+from pipelines.exit_codes import ExitCode
+from pipelines.extract import ExtractError
+from pipelines.guards import check_guards
+from pipelines.progress import listener
+from pipelines.provenance import Origin
+from pipelines.run import Run
+from pipelines.settings import Settings, SettingsError, load_settings
+from pipelines.spec import RunSpec
+from pipelines.state.store import StateError
+
+
+@dataclass(frozen=True)
+class Engine:
+    """What runs the stages: each stage as a callable (a Prefect task, or the bare function),
+    where log lines go, where credentials may also come from, and what is published at the end."""
+
+    recover: Callable[[Run], Awaitable[int]]
+    plan: Callable[[Run], int]
+    execute: Callable[[Run, int], Awaitable[None]]
+    logger: Callable[[], logging.Logger | logging.LoggerAdapter[logging.Logger]]
+    origin: Callable[[], Origin]
+    secrets: Callable[[Settings, str], Awaitable[Settings]]
+    publish: Callable[[Run, dict[str, Any]], Awaitable[None]]
+
+
+async def run_stages(spec: RunSpec, engine: Engine) -> dict[str, Any]:
+    """Run ``spec`` to its end and return its summary (``exit_code`` says how it ended)."""
+    started = time.monotonic()
+    logger = engine.logger()
+    try:
+        run = Run.open(spec, engine.origin())
+    except (SettingsError, ExtractError, StateError, OSError, duckdb.Error) as exc:
+        # Nothing could be recorded: the state file itself is unusable.
+        return Run.unrecorded_summary(spec, exc, started)
+    except BaseException as exc:
+        if not crash.is_internal(exc):
+            raise
+        return crashed_before_start(spec, exc, started)
+    try:
+        if not spec.dry_run:
+            run.settings = await engine.secrets(run.settings, spec.target)
+            with run.stop_on_error():
+                run.connector()  # no credentials: stop now, before reading anything
+        if not spec.dry_run and not run.stopped:
+            settled = await engine.recover(run)
+            if settled:
+                logger.info("settled %d action(s) left in flight by an earlier run", settled)
+        planned = 0 if run.stopped else engine.plan(run)
+        if not run.stopped:
+            logger.info("%d action(s) planned, %d unchanged", planned, run.plan.counts.unchanged)
+            guard = check_guards(run.plan.counts, spec, run.settings)
+            if guard is not None:
+                run.stop(guard.exit_code, guard.message)
+        if not spec.dry_run and planned and not run.stopped:
+            listener().start(f"{spec.target}: {spec.mode}", planned)
+            try:
+                for batch_no in range(run.plan.batch_count):
+                    await engine.execute(run, batch_no)
+                    if run.stopped:
+                        break
+            finally:
+                listener().stop()
+    except BaseException as exc:
+        # A bug between the stages (the stages catch their own): the run ends `crashed`.
+        if not crash.is_internal(exc):
+            raise
+        run.crash(exc)
+    finally:
+        await run.aclose()
+    summary = run.finish(duration_s=time.monotonic() - started)
+    await engine.publish(run, summary)
+    return summary
+
+
+def crashed_before_start(spec: RunSpec, exc: BaseException, started: float) -> dict[str, Any]:
+    """The summary of a run that crashed before its run row was written (a crash file)."""
+    state = spec.state
+    if state is None:
+        try:
+            state = str(load_settings().state)
+        except SettingsError:
+            state = None  # the crash file goes to the default folder
+    report = crash.record_crash(exc, run_id=None, state=state)
+    summary = Run.unrecorded_summary(spec, exc, started)
+    summary.update(
+        status="crashed",
+        exit_code=int(ExitCode.INTERNAL),
+        message=report.message,
+        crash_file=str(report.path) if report.path else None,
+    )
+    return summary
