@@ -133,15 +133,15 @@ def run_and_exit(
     local = not prefect_configured()
 
     async def main() -> Any:
-        if local:
-            try:
-                return await call()
-            except BaseException as exc:  # a bug outside every stage: reported as a crash
-                if not crash.is_internal(exc):
-                    raise
-                return exc
-        state = await call()
-        return await state.result(raise_on_failure=False)
+        try:
+            ended = await call()
+        except BaseException as exc:
+            if not local or not crash.is_internal(exc):
+                raise
+            return exc  # a bug outside every stage of a local run: reported as a crash
+        if isinstance(ended, dict):
+            return ended  # a local run's summary
+        return await ended.result(raise_on_failure=False)  # a flow run's final state
 
     if local:
         _log_to_stderr(verbose)
