@@ -266,7 +266,12 @@ def print_frame(frame: pl.DataFrame, console: Console, *, title: str | None = No
     frame = flat(frame)
     table = Table(title=title, title_justify="left")
     for col in frame.columns:
-        table.add_column(col)
+        if col == "run_id":
+            # The value --run needs: never shortened, whatever the terminal's width.
+            longest = max((len(str(v)) for v in frame[col] if v is not None), default=6)
+            table.add_column(col, no_wrap=True, min_width=longest)
+        else:
+            table.add_column(col, overflow="fold")
     for row in frame.iter_rows():
         table.add_row(*("" if v is None else str(v) for v in row))
     console.print(table)

@@ -19,7 +19,7 @@ from pipelines.state.store import StateError, StateStore
 # Columns of `v_runs` that fit a terminal; json and csv carry them all.
 _TABLE_COLUMNS = (
     "run_id", "flow", "target", "mode", "dry_run", "status", "exit_code", "started_at",
-    "duration_s", "planned", "succeeded", "failed", "rejected", "calls", "http_429",
+    "duration_s", "planned", "succeeded", "failed", "rejected", "calls", "http_429", "reason",
 )  # fmt: skip
 
 
@@ -47,9 +47,15 @@ def _print(frame: pl.DataFrame, fmt: str, title: str) -> None:
     show_default=True,
 )
 @click.option("--plan", "show_plan", is_flag=True, help="With --run: list its planned actions.")
+@click.option(
+    "--what",
+    type=click.Choice(["runs", "failures", "rejects"]),
+    help="One table: the runs (the one with --run), or --run's failures or rejects. "
+    "With --format csv, one table per file; default: the failures with --run, else the runs.",
+)
 @click.option("--state", type=click.Path(dir_okay=False), help="The DuckDB state file.")
 def report_command(
-    run_id: str | None, last: int, fmt: str, show_plan: bool, state: str | None
+    run_id: str | None, last: int, fmt: str, show_plan: bool, what: str | None, state: str | None
 ) -> None:
     """Show recent runs, one run's summary and failures (--run ID), or its plan (--plan).
 
@@ -58,6 +64,8 @@ def report_command(
     """
     if show_plan and run_id is None:
         fail("--plan needs --run ID")
+    if what in ("failures", "rejects") and run_id is None:
+        fail(f"--what {what} needs --run ID")
     try:
         path = Path(state) if state else load_settings().state
     except SettingsError as exc:
@@ -72,14 +80,21 @@ def report_command(
         return
     try:
         with store:
-            _report(store, path, run_id=run_id, last=last, fmt=fmt, show_plan=show_plan)
+            _report(store, path, run_id=run_id, last=last, fmt=fmt, show_plan=show_plan, what=what)
     except duckdb.Error as exc:  # e.g. a view a newer custsync changed
         fail(f"{path}: cannot read the audit views ({' '.join(str(exc).split())})")
     sys.exit(int(ExitCode.OK))
 
 
 def _report(
-    store: StateStore, path: Path, *, run_id: str | None, last: int, fmt: str, show_plan: bool
+    store: StateStore,
+    path: Path,
+    *,
+    run_id: str | None,
+    last: int,
+    fmt: str,
+    show_plan: bool,
+    what: str | None,
 ) -> None:
     if run_id is None:
         _print(store.recent_runs(last), fmt, f"last {last} runs ({path})")
@@ -91,7 +106,17 @@ def _report(
     if show_plan:
         _print(store.run_plan(run_id), fmt, f"plan of run {run_id}")
         return
+    if what == "runs":
+        _print(pl.DataFrame([summary]), fmt, f"run {run_id}")
+        return
+    if what == "rejects":
+        _print(store.run_rejects(run_id), fmt, f"rejects of run {run_id}")
+        return
     failures = store.run_failures(run_id)
+    if fmt == "csv" or what == "failures":
+        # One table: a CSV file holds one header, so polars and DuckDB read it back.
+        _print(failures, fmt, f"failed, ambiguous and rejected records of run {run_id}")
+        return
     if fmt == "json":
         click.echo(json.dumps({"run": summary, "failures": failures.to_dicts()}, default=str))
     else:

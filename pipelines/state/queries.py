@@ -58,6 +58,10 @@ class RunCounts:
     """Distinct keys rejected by validation (a null key counts once)."""
 
 
+_RUNS = "SELECT v.*, r.summary->>'message' AS reason FROM v_runs v JOIN runs r USING (run_id)"
+"""``v_runs`` with each run's reason: why it stopped, or what failed (its summary's message)."""
+
+
 class AuditQueries(StateBase):
     """Reads of the audit views and tables, for reports and run summaries."""
 
@@ -67,12 +71,12 @@ class AuditQueries(StateBase):
 
     def recent_runs(self, limit: int = 20) -> pl.DataFrame:
         """The last ``limit`` runs, newest first (``v_runs``)."""
-        return self._frame("SELECT * FROM v_runs ORDER BY started_at DESC LIMIT ?", [limit])
+        return self._frame(f"{_RUNS} ORDER BY v.started_at DESC LIMIT ?", [limit])
 
     def run_summary(self, run_id: str) -> dict[str, Any] | None:
         """The run's ``v_runs`` row (with the summary recorded when it finished), or ``None``
         for an unknown run."""
-        row = self._frame("SELECT * FROM v_runs WHERE run_id = ?", [run_id])
+        row = self._frame(f"{_RUNS} WHERE v.run_id = ?", [run_id])
         return None if row.height == 0 else row.to_dicts()[0]
 
     def run_failures(self, run_id: str) -> pl.DataFrame:
@@ -97,6 +101,14 @@ class AuditQueries(StateBase):
         )
         ((total,),) = self._run(f"SELECT count(*) FROM ({records})", {"run": run_id})
         return sample, int(total)
+
+    def run_rejects(self, run_id: str) -> pl.DataFrame:
+        """One run's rejects (values masked as stored), in extract order."""
+        return self._frame(
+            "SELECT external_id, field, rule, message, value, source_row, rejected_at"
+            " FROM rejects WHERE run_id = ? ORDER BY source_row NULLS LAST, external_id, field",
+            [run_id],
+        )
 
     def run_plan(self, run_id: str) -> pl.DataFrame:
         """The actions a run planned (what a dry run shows), by external id."""
