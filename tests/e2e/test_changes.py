@@ -27,19 +27,22 @@ TOKEN = "sandbox-token"
 WORK_PHONE = "+49 40 555 9999"
 
 
-def _cli(sandbox: SandboxServer, state: Path, *args: str) -> subprocess.CompletedProcess[str]:
+def _cli(
+    sandbox: SandboxServer, state: Path, *args: str, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     """``custsync`` without a Prefect API (the stages run in-process: no server to wait for)."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("CUSTSYNC_", "PREFECT_API"))}
-    env.update(
+    full = {k: v for k, v in os.environ.items() if not k.startswith(("CUSTSYNC_", "PREFECT_API"))}
+    full.update(
         CUSTSYNC_STATE=str(state),
         CUSTSYNC_CONFIG=str(state.with_name("absent.toml")),
         CUSTSYNC_VERIFONE_BASE_URL=sandbox.base_url,
         CUSTSYNC_VERIFONE_TOKEN=TOKEN,
         CUSTSYNC_VERIFONE_ENTITY_ID="sandbox-entity",
     )
+    full.update(env or {})
     return subprocess.run(
         [sys.executable, "-m", "pipelines.cli", *args],
-        env=env,
+        env=full,
         capture_output=True,
         text=True,
         timeout=300,
@@ -183,3 +186,51 @@ def test_changes_record_before_after_and_why_through_a_customers_life(
         created_run,
         updated_run,
     }
+
+
+def test_sumup_changes_name_personal_details_paths_and_a_close_keeps_the_last_payload(
+    sandbox: SandboxServer, tmp_path: Path
+) -> None:
+    """SumUp: PUT updates of ``personal_details``, no delete (a key gone is closed)."""
+    sandbox.admin.reset(config=True)
+    state = tmp_path / "state.duckdb"
+    env = {"CUSTSYNC_SUMUP_BASE_URL": sandbox.base_url, "CUSTSYNC_SUMUP_API_KEY": "sup_sk_sandbox"}
+    sample = pl.read_csv(DAY1, infer_schema=False).head(2)  # CRM-00001, CRM-00002
+    day1, day2 = tmp_path / "day1.csv", tmp_path / "day2.csv"
+    sample.write_csv(day1)
+    sample.filter(pl.col("external_id") == "CRM-00002").with_columns(
+        billing_city=pl.lit("Lübeck")
+    ).write_csv(day2)
+
+    def sync(extract: Path, *args: str) -> str:
+        done = _cli(sandbox, state, "sync", str(extract), "-t", "sumup", "--json", *args, env=env)
+        assert done.returncode == 0, done.stderr
+        return str(json.loads(done.stdout.strip().splitlines()[-1])["run_id"])
+
+    sync(day1)
+    sent = {
+        key: (remote_id, orjson.loads(payload))
+        for key, remote_id, payload in _rows(
+            state, "SELECT external_id, remote_id, payload FROM snapshot"
+        )
+    }
+    remote_id = sent["CRM-00002"][0]
+    with httpx.Client(
+        base_url=sandbox.base_url, headers={"Authorization": "Bearer sup_sk_sandbox"}
+    ) as c:  # someone edits the phone number in the SumUp dashboard
+        c.put(
+            f"/v0.1/customers/{remote_id}", json={"personal_details": {"phone": "+49 40 1234"}}
+        ).raise_for_status()
+    run_id = sync(day2, "--mode", "mirror", "--allow-deletes")
+    rows = "SELECT field, before, after, why FROM changes WHERE run_id = ? AND external_id = ?"
+    assert _rows(state, f"{rows} ORDER BY field", run_id, "CRM-00002") == [
+        ("personal_details.address.city", "Hamburg", "Lübeck", "source"),
+        ("personal_details.phone", "+49 40 1234", "+49 40 1234", "remote_kept"),
+    ]
+    gone = flatten(sent["CRM-00001"][1])
+    assert _rows(state, f"{rows} ORDER BY field", run_id, "CRM-00001") == [
+        (f, v, None, "source") for f, v in sorted(gone.items())
+    ]
+    assert _rows(
+        state, "SELECT DISTINCT action FROM changes WHERE run_id = ? ORDER BY 1", run_id
+    ) == [("delete",), ("update",)]
