@@ -113,6 +113,12 @@ def test_changes_record_before_after_and_why_through_a_customers_life(
 
     remote_id, day1_payload = sent["CRM-00002"]
     _portal_edit(sandbox, remote_id, city="Bremen")  # the source changes the city too
+    dry_run = _sync(sandbox, state, day2, "--mode", "mirror", "--allow-deletes", "--dry-run")
+    dry_bases = "SELECT external_id, base_payload FROM plan WHERE run_id = ? ORDER BY 1"
+    assert {k: orjson.loads(v) for k, v in _rows(state, dry_bases, dry_run)} == {
+        key: sent[key][1] for key in ("CRM-00001", "CRM-00002", "CRM-00003")
+    }
+    assert _rows(state, "SELECT count(*) FROM changes WHERE run_id = ?", dry_run) == [(0,)]
     updated_run = _sync(sandbox, state, day2, "--mode", "mirror", "--allow-deletes")
 
     changes = f"SELECT {columns} FROM changes WHERE run_id = ? AND external_id = ? ORDER BY field"
