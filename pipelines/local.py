@@ -14,6 +14,7 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
+from pipelines.adopting import look_up
 from pipelines.execution import execute_batch
 from pipelines.orchestration import Engine, run_stages
 from pipelines.planning import plan
@@ -42,6 +43,7 @@ LOCAL = Engine(
     origin=Origin,
     secrets=_no_secret_blocks,
     publish=_nothing_to_publish,
+    look_up=look_up,
 )
 """The stages called directly, logging to ``custsync``; credentials from the environment."""
 

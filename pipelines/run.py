@@ -149,7 +149,6 @@ class Run:
                 self.connector(),
                 run_id=self.run_id,
                 options=ExecutionOptions(
-                    adopt_by=self.spec.adopt_by,
                     twins=self.plan.twins,
                     verify_first=frozenset(self.store.unresolved_conflicts(self.spec.target)),
                 ),
