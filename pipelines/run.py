@@ -275,6 +275,8 @@ class Run:
                 "duration_s": round(duration_s, 3),
             }
         )
+        if self.spec.plan_run is not None:
+            summary["plan_run_id"] = self.spec.plan_run  # the dry run this run applied
         self.store.finish_run(self.run_id, status=status, exit_code=int(exit_code), summary=summary)
         self.store.close()
         return summary

@@ -1,0 +1,197 @@
+"""Plan, then apply (issue 10, deliverable 7): a dry run stores what the real run will do, and
+``custsync apply RUN_ID`` does exactly that, or refuses.
+
+The CLI runs as a child process without a Prefect API (the local path); the sandbox serves
+both providers on loopback; the state file is a real DuckDB file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import polars as pl
+import pytest
+
+from connectors.sandbox.server import SandboxServer
+from tests.e2e.conftest import CREDENTIALS, DAY1, route_counts
+
+pytestmark = pytest.mark.e2e
+
+SEEDED = 3
+"""Customers the provider already holds, each matching one extract row's e-mail address."""
+
+
+def _cli(sandbox: SandboxServer, state: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("CUSTSYNC_", "PREFECT_API"))}
+    env.update(
+        CREDENTIALS,
+        CUSTSYNC_STATE=str(state),
+        CUSTSYNC_CONFIG=str(state.with_name("absent.toml")),
+        CUSTSYNC_VERIFONE_BASE_URL=sandbox.base_url,
+        CUSTSYNC_SUMUP_BASE_URL=sandbox.base_url,
+    )
+    return subprocess.run(
+        [sys.executable, "-m", "pipelines.cli", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+def _json(done: subprocess.CompletedProcess[str]) -> dict[str, Any]:
+    summary: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    return summary
+
+
+def _seed_verifone(sandbox: SandboxServer) -> dict[str, str]:
+    """Existing Verifone customers for the first rows with an e-mail; e-mail -> remote id."""
+    people = pl.read_csv(DAY1, infer_schema=False).filter(pl.col("email").is_not_null())
+    seeded = sandbox.admin.seed_verifone(
+        [
+            {
+                "entity_id": "sandbox-entity",
+                "email_address": p["email"].strip().lower(),
+                "company_name": "Pre-existing Ltd",
+                "work_phone": "+44 20 0000 0000",
+            }
+            for p in people.head(SEEDED).to_dicts()
+        ]
+    )
+    return {str(c["email_address"]): str(c["id"]) for c in seeded}
+
+
+def _query(state: Path, sql: str, *params: Any) -> list[tuple[Any, ...]]:
+    with duckdb.connect(str(state), read_only=True) as con:
+        return con.execute(sql, list(params)).fetchall()
+
+
+@pytest.fixture
+def extract(tmp_path: Path) -> Path:
+    """A copy of the sample extract that a test may change."""
+    path = tmp_path / "customers.csv"
+    shutil.copyfile(DAY1, path)
+    return path
+
+
+def test_a_migration_applies_its_dry_run_plan_call_for_call(
+    sandbox: SandboxServer, tmp_path: Path, extract: Path
+) -> None:
+    sandbox.admin.reset(config=True)
+    seeded = _seed_verifone(sandbox)
+    state = tmp_path / "state.duckdb"
+
+    dry = _cli(sandbox, state, "migrate", str(extract), "-t", "verifone", "--dry-run", "--json")
+    assert dry.returncode == 0, dry.stderr
+    planned = _json(dry)
+    assert (planned["create"]["planned"], planned["adopt"]["planned"]) == (40 - SEEDED, SEEDED)
+    assert len(sandbox.admin.state()["verifone"]["customers"]) == SEEDED, "a dry run sends nothing"
+    writes = {r: n for r, n in route_counts(sandbox).items() if not r.startswith("GET")}
+    assert set(writes) <= {"POST /_sandbox/seed/verifone"}, writes
+
+    # The plan, as `report --plan` shows it: each adoption names the customer it takes.
+    shown = _cli(sandbox, state, "report", "--run", planned["run_id"], "--plan", "--format", "json")
+    assert shown.returncode == 0, shown.stderr
+    plan = {row["external_id"]: row for row in json.loads(shown.stdout)}
+    adopts = {k: r["remote_id"] for k, r in plan.items() if r["action"] == "adopt"}
+    assert sorted(adopts.values()) == sorted(seeded.values())
+
+    before = route_counts(sandbox)
+    done = _cli(sandbox, state, "apply", planned["run_id"], "--json")
+    assert done.returncode == 0, done.stderr
+    applied = _json(done)
+    assert applied["flow"] == "apply" and applied["plan_run_id"] == planned["run_id"]
+    assert (applied["created"], applied["adopted"]) == (40 - SEEDED, SEEDED)
+
+    # What apply did, per key, is the plan: the same action on the same key and customer ...
+    outcomes = _query(
+        state,
+        "SELECT external_id, action, result, remote_id FROM outcomes WHERE run_id = ?",
+        applied["run_id"],
+    )
+    assert {k: a for k, a, _, _ in outcomes} == {k: r["action"] for k, r in plan.items()}
+    assert {k: res for k, _, res, _ in outcomes} == {
+        k: "adopted" if r["action"] == "adopt" else "succeeded" for k, r in plan.items()
+    }
+    assert {k: rid for k, a, _, rid in outcomes if a == "adopt"} == adopts
+    # ... call for call: one create per planned create, one update (get-merge-post) per
+    # adoption, their fetch in one bulk search, and no look-up (the plan holds its results).
+    calls = _query(
+        state,
+        "SELECT c.operation, p.action FROM calls c LEFT JOIN plan p"
+        " ON p.run_id = c.run_id AND p.plan_id = c.plan_id WHERE c.run_id = ?",
+        applied["run_id"],
+    )
+    assert Counter(calls) == Counter(
+        {("create", "create"): 40 - SEEDED, ("update", "adopt"): SEEDED, ("get_many", None): 1}
+    )
+    sent = {r: n - before.get(r, 0) for r, n in route_counts(sandbox).items()}
+    assert sent["POST /v2/customer"] == 40 - SEEDED
+    assert sent["POST /v2/customer/{customerId}"] == SEEDED
+    customers = sandbox.admin.state()["verifone"]["customers"]
+    assert len(customers) == 40, "every extract row has one customer: none duplicated"
+    assert {c["id"] for c in customers} >= set(seeded.values())
+
+    # A plan is applied once.
+    again = _cli(sandbox, state, "apply", planned["run_id"])
+    assert again.returncode == 3, again.stderr
+    assert "already applied" in again.stderr
+
+
+def test_apply_refuses_when_the_extract_changed(
+    sandbox: SandboxServer, tmp_path: Path, extract: Path
+) -> None:
+    sandbox.admin.reset(config=True)
+    state = tmp_path / "state.duckdb"
+    dry = _cli(sandbox, state, "sync", str(extract), "-t", "sumup", "--dry-run", "--json")
+    assert dry.returncode == 0, dry.stderr
+    run_id = _json(dry)["run_id"]
+    extract.write_text(extract.read_text(encoding="utf-8").replace("Schmidt", "Schmitt"))
+    before = sandbox.admin.counters()["total"]
+    refused = _cli(sandbox, state, "apply", run_id)
+    assert refused.returncode == 3, refused.stderr
+    assert "changed since dry run" in refused.stderr and "Traceback" not in refused.stderr
+    assert sandbox.admin.counters()["total"] == before, "nothing sent"
+    assert _query(state, "SELECT flow, status, plan_run_id FROM runs WHERE flow = 'apply'") == [
+        ("apply", "stopped", None)
+    ]
+
+
+def test_apply_refuses_when_the_snapshot_changed(
+    sandbox: SandboxServer, tmp_path: Path, extract: Path
+) -> None:
+    sandbox.admin.reset(config=True)
+    state = tmp_path / "state.duckdb"
+    dry = _cli(sandbox, state, "sync", str(extract), "-t", "sumup", "--dry-run", "--json")
+    assert dry.returncode == 0, dry.stderr
+    # Another sync ran in between: the plan was made against a snapshot that is gone.
+    other = _cli(sandbox, state, "sync", str(DAY1), "-t", "sumup")
+    assert other.returncode == 0, other.stderr
+    customers = len(sandbox.admin.state()["sumup"]["customers"])
+    refused = _cli(sandbox, state, "apply", _json(dry)["run_id"])
+    assert refused.returncode == 3, refused.stderr
+    assert "snapshot changed" in refused.stderr
+    assert len(sandbox.admin.state()["sumup"]["customers"]) == customers
+
+
+def test_apply_refuses_what_is_not_an_applicable_dry_run(
+    sandbox: SandboxServer, tmp_path: Path, extract: Path
+) -> None:
+    sandbox.admin.reset(config=True)
+    state = tmp_path / "state.duckdb"
+    unknown = _cli(sandbox, state, "apply", "20261122T061000.000000Z-abcdef")
+    assert unknown.returncode == 2 and "no state file" in unknown.stderr
+    real = _cli(sandbox, state, "sync", str(extract), "-t", "sumup", "--json")
+    assert real.returncode == 0, real.stderr
+    unknown = _cli(sandbox, state, "apply", "20261122T061000.000000Z-abcdef")
+    assert unknown.returncode == 2 and "no run" in unknown.stderr
+    not_dry = _cli(sandbox, state, "apply", _json(real)["run_id"])
+    assert not_dry.returncode == 3 and "not a dry run" in not_dry.stderr
