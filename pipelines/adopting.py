@@ -60,41 +60,37 @@ class Decision:
 
 
 def decide(found: Sequence[Found], owners: Mapping[str, str]) -> list[Decision]:
-    """The adoptions of one plan, from what each create's look-up found.
+    """The adoptions of one plan, from what each create's look-up found, by key.
 
     ``owners``: remote id -> the snapshot key owning it; such a customer is another key's and
-    is never adopted. Several customers for one key, or one customer for several keys, are
-    ``ambiguous``: nothing is guessed. A create whose look-up found nothing stays a create
-    (it gets no decision).
+    is never adopted. Several customers found for one key, or one customer found for several
+    keys (by whatever field), are ``ambiguous``: nothing is guessed. A create whose look-up
+    found nothing stays a create (it gets no decision).
     """
-    candidates: dict[str, list[str]] = {}
+    free: dict[str, list[str]] = {}
+    claims: dict[str, list[str]] = {}
     decisions: dict[str, Decision] = {}
+    by = {item.external_id: item.by for item in found}
     for item in found:
         key = item.external_id
         if item.error is not None:
             decisions[key] = Decision(key, None, f"{LOOK_UP_FAILED}: {item.error}")
             continue
-        free = [rid for rid in dict.fromkeys(item.remote_ids) if owners.get(rid, key) == key]
-        if len(free) > 1:
-            decisions[key] = Decision(
-                key,
-                None,
-                f"{AMBIGUOUS}: several existing customers match by {item.by} ({', '.join(free)})",
-            )
-        elif free:
-            candidates.setdefault(free[0], []).append(key)
-    for remote_id, keys in candidates.items():
-        for key in keys:
-            others = [k for k in keys if k != key]
+        ids = [rid for rid in dict.fromkeys(item.remote_ids) if owners.get(rid, key) == key]
+        free[key] = ids
+        for rid in ids:
+            claims.setdefault(rid, []).append(key)
+    for key, ids in free.items():
+        if len(ids) > 1:
+            why = f"several existing customers match by {by[key]} ({', '.join(ids)})"
+            decisions[key] = Decision(key, None, f"{AMBIGUOUS}: {why}")
+        elif ids:
+            others = [k for k in claims[ids[0]] if k != key]
             if others:
-                decisions[key] = Decision(
-                    key,
-                    None,
-                    f"{AMBIGUOUS}: {', '.join(others)} of the extract would adopt {remote_id} too",
-                )
+                why = f"{', '.join(others)} of the extract would adopt {ids[0]} too"
+                decisions[key] = Decision(key, None, f"{AMBIGUOUS}: {why}")
             else:
-                by = next(f.by for f in found if f.external_id == key)
-                decisions[key] = Decision(key, remote_id, f"exists: found by {by}")
+                decisions[key] = Decision(key, ids[0], f"exists: found by {by[key]}")
     return [decisions[k] for k in sorted(decisions)]
 
 
