@@ -21,7 +21,7 @@ import polars as pl
 import pytest
 
 from connectors.sandbox.server import SandboxServer
-from tests.e2e.conftest import CREDENTIALS, DAY1, route_counts
+from tests.e2e.conftest import CREDENTIALS, DAY1, DAY2, route_counts
 
 pytestmark = pytest.mark.e2e
 
@@ -195,3 +195,38 @@ def test_apply_refuses_what_is_not_an_applicable_dry_run(
     assert unknown.returncode == 2 and "no run" in unknown.stderr
     not_dry = _cli(sandbox, state, "apply", _json(real)["run_id"])
     assert not_dry.returncode == 3 and "not a dry run" in not_dry.stderr
+
+
+def test_a_sync_plan_shows_each_updates_changes_and_apply_makes_them(
+    sandbox: SandboxServer, tmp_path: Path
+) -> None:
+    sandbox.admin.reset(config=True)
+    state = tmp_path / "state.duckdb"
+    assert _cli(sandbox, state, "sync", str(DAY1), "-t", "sumup").returncode == 0
+    day2 = ("sync", str(DAY2), "-t", "sumup", "--max-reject-fraction", "1", "--dry-run", "--json")
+    dry = _cli(sandbox, state, *day2)
+    assert dry.returncode == 1, dry.stderr  # day 2 holds rejects: the real run's exit code too
+    run_id = _json(dry)["run_id"]
+
+    def shown(fmt: str) -> str:
+        done = _cli(sandbox, state, "report", "--run", run_id, "--plan", "--format", fmt)
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+    plan = {row["external_id"]: row for row in json.loads(shown("json"))}
+    moved = [c for c in plan["CRM-00002"]["changes"] if c["old"] == "Lindenallee 3"]
+    assert plan["CRM-00002"]["action"] == "update"
+    assert [c["new"] for c in moved] == ["Lindenallee 5"], plan["CRM-00002"]
+    assert all(r["changes"] == [] for r in plan.values() if r["action"] != "update")
+    assert "Lindenallee 3 → Lindenallee 5" in shown("csv")
+
+    applied = _cli(sandbox, state, "apply", run_id, "--json")
+    assert applied.returncode == 1, applied.stderr  # the dry run's rejects, as a real run's
+    summary = _json(applied)
+    assert summary["update"]["succeeded"] == _json(dry)["update"]["planned"]
+    assert summary["rejected"] == _json(dry)["rejected"]
+    customers = {c["customer_id"]: c for c in sandbox.admin.state()["sumup"]["customers"]}
+    lines = [c["personal_details"].get("address", {}).get("line_1") for c in customers.values()]
+    assert "Lindenallee 5" in lines and "Lindenallee 3" not in lines
+    # The dry run's plan keeps its old values once applied (its merge bases are stored).
+    assert "Lindenallee 3 → Lindenallee 5" in shown("csv")
