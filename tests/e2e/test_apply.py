@@ -21,7 +21,9 @@ import polars as pl
 import pytest
 
 from connectors.sandbox.server import SandboxServer
-from tests.e2e.conftest import CREDENTIALS, DAY1, DAY2, route_counts
+from tests.e2e.conftest import CREDENTIALS, DAY1, DAY2, migrate, route_counts
+from tests.e2e.conftest import _run as run_flow
+from tests.e2e.prefect_server import PrefectServer
 
 pytestmark = pytest.mark.e2e
 
@@ -29,8 +31,12 @@ SEEDED = 3
 """Customers the provider already holds, each matching one extract row's e-mail address."""
 
 
-def _cli(sandbox: SandboxServer, state: Path, *args: str) -> subprocess.CompletedProcess[str]:
+def _cli(
+    sandbox: SandboxServer, state: Path, *args: str, prefect: PrefectServer | None = None
+) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("CUSTSYNC_", "PREFECT_API"))}
+    if prefect is not None:  # the runs are flow runs of this server
+        env.update(PREFECT_API_URL=prefect.api_url, PREFECT_HOME=str(prefect.home))
     env.update(
         CREDENTIALS,
         CUSTSYNC_STATE=str(state),
@@ -230,3 +236,65 @@ def test_a_sync_plan_shows_each_updates_changes_and_apply_makes_them(
     assert "Lindenallee 5" in lines and "Lindenallee 3" not in lines
     # The dry run's plan keeps its old values once applied (its merge bases are stored).
     assert "Lindenallee 3 → Lindenallee 5" in shown("csv")
+
+
+def test_a_migration_planned_and_applied_as_prefect_flows(
+    env: dict[str, str], sandbox: SandboxServer
+) -> None:
+    from pipelines.flows.apply import apply_flow
+
+    seeded = _seed_verifone(sandbox)
+    dry = migrate(extract=[str(DAY1)], target="verifone", dry_run=True)
+    assert (dry["create"]["planned"], dry["adopt"]["planned"]) == (40 - SEEDED, SEEDED), dry
+    applied = run_flow(apply_flow, {"run_id": dry["run_id"]})
+    assert applied["exit_code"] == 0, applied
+    assert (applied["created"], applied["adopted"]) == (40 - SEEDED, SEEDED)
+    state = Path(env["CUSTSYNC_STATE"])
+    ((flow_run, plan_run),) = _query(
+        state, "SELECT prefect_flow_run_id, plan_run_id FROM runs WHERE flow = 'apply'"
+    )
+    assert flow_run is not None and plan_run == dry["run_id"]
+    adopted = _query(
+        state, "SELECT remote_id FROM outcomes WHERE run_id = ? AND result = 'adopted'",
+        applied["run_id"],
+    )  # fmt: skip
+    assert sorted(r for (r,) in adopted) == sorted(seeded.values())
+    again = run_flow(apply_flow, {"run_id": dry["run_id"]})
+    assert again["exit_code"] == 3 and "already applied" in again["message"]
+
+
+def test_the_cli_plans_and_applies_through_a_prefect_server(
+    sandbox: SandboxServer, tmp_path: Path, extract: Path
+) -> None:
+    sandbox.admin.reset(config=True)
+    seeded = _seed_verifone(sandbox)
+    state = tmp_path / "state.duckdb"
+    with PrefectServer(tmp_path / "prefect-server") as server:
+        server.wait()
+        dry = _cli(
+            sandbox, state, "migrate", str(extract), "-t", "verifone", "--dry-run", "--json",
+            prefect=server,
+        )  # fmt: skip
+        assert dry.returncode == 0, dry.stderr
+        planned = _json(dry)
+        assert planned["adopt"]["planned"] == SEEDED
+        done = _cli(sandbox, state, "apply", planned["run_id"], "--json", prefect=server)
+        assert done.returncode == 0, done.stderr
+        assert _json(done)["adopted"] == SEEDED
+        extract.write_text(extract.read_text(encoding="utf-8") + "\n")
+        dry2 = _cli(sandbox, state, "sync", str(extract), "-t", "verifone", "--dry-run", "--json")
+        extract.write_text(extract.read_text(encoding="utf-8") + "\n")
+        refused = _cli(sandbox, state, "apply", _json(dry2)["run_id"], prefect=server)
+        assert refused.returncode == 3, refused.stderr
+        assert "error:" in refused.stderr and "Traceback" not in refused.stderr
+    runs = _query(state, "SELECT flow, dry_run, status, prefect_flow_run_id IS NOT NULL FROM runs")
+    assert sorted(runs) == sorted(
+        [
+            ("migrate", True, "planned", True),
+            ("apply", False, "done", True),
+            ("sync", True, "planned", False),
+            ("apply", False, "stopped", True),
+        ]
+    )
+    assert len(sandbox.admin.state()["verifone"]["customers"]) == 40
+    assert set(seeded.values()) <= {c["id"] for c in sandbox.admin.state()["verifone"]["customers"]}
