@@ -122,11 +122,15 @@ async def _look_up(run: Run) -> int:
         if hit is not None:
             found.append(hit)
 
-    with run.gated():
-        halted = await gather_or_halt([one(r) for r in rows], run.unreachable)
-    run.ledger.record(BatchResult())  # the look-ups' calls, before anything else happens
-    if halted is not None:
-        raise halted  # recorded first; stop_on_error turns it into the exit code
+    size = max(run.settings.batch_size, 1)
+    for start in range(0, len(rows), size):  # a batch's tasks at a time, not a million
+        with run.gated():
+            halted = await gather_or_halt(
+                [one(r) for r in rows[start : start + size]], run.unreachable
+            )
+        run.ledger.record(BatchResult())  # the look-ups' calls, before anything is sent
+        if halted is not None:
+            raise halted  # recorded first; stop_on_error turns it into the exit code
     owners = run.store.remote_owners(run.spec.target, [r for f in found for r in f.remote_ids])
     decisions = decide(found, owners)
     by_key = {r["external_id"]: r for r in rows}

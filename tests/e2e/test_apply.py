@@ -298,3 +298,36 @@ def test_the_cli_plans_and_applies_through_a_prefect_server(
     )
     assert len(sandbox.admin.state()["verifone"]["customers"]) == 40
     assert set(seeded.values()) <= {c["id"] for c in sandbox.admin.state()["verifone"]["customers"]}
+
+
+def test_a_sumup_migration_plans_its_adoptions_by_customer_id(
+    sandbox: SandboxServer, tmp_path: Path, extract: Path
+) -> None:
+    from connectors.providers.sumup import customer_id
+
+    sandbox.admin.reset(config=True)
+    keys = pl.read_csv(DAY1, infer_schema=False)["external_id"].head(SEEDED).to_list()
+    ids = {customer_id(k): k for k in keys}
+    sandbox.admin.seed_sumup(
+        [{"customer_id": cid, "personal_details": {"first_name": "Old"}} for cid in ids]
+    )
+    state = tmp_path / "state.duckdb"
+    dry = _cli(sandbox, state, "migrate", str(extract), "-t", "sumup", "--dry-run", "--json")
+    assert dry.returncode == 0, dry.stderr
+    run_id = _json(dry)["run_id"]
+    looked = _query(state, "SELECT DISTINCT method FROM calls WHERE run_id = ?", run_id)
+    assert looked == [("GET",)], "a dry run's look-ups are reads"
+    plan = _query(state, "SELECT external_id, remote_id FROM plan WHERE action = 'adopt'")
+    assert dict(plan) == {k: cid for cid, k in ids.items()}
+    done = _cli(sandbox, state, "apply", run_id, "--json")
+    assert done.returncode == 0, done.stderr
+    assert (_json(done)["created"], _json(done)["adopted"]) == (40 - SEEDED, SEEDED)
+    # No create was sent for an adopted key (a 409 would have shown one).
+    creates = _query(
+        state,
+        "SELECT count(*) FROM calls c JOIN plan p USING (run_id, plan_id)"
+        " WHERE c.run_id = ? AND c.operation = 'create' AND p.action = 'adopt'",
+        _json(done)["run_id"],
+    )
+    assert creates == [(0,)]
+    assert len(sandbox.admin.state()["sumup"]["customers"]) == 40
