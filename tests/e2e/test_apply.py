@@ -331,3 +331,26 @@ def test_a_sumup_migration_plans_its_adoptions_by_customer_id(
     )
     assert creates == [(0,)]
     assert len(sandbox.admin.state()["sumup"]["customers"]) == 40
+
+
+def test_an_apply_that_crashes_is_recovered_like_any_run(
+    env: dict[str, str], sandbox: SandboxServer
+) -> None:
+    from pipelines.flows.apply import apply_flow
+    from tests.e2e.conftest import sync
+    from tests.e2e.expect import assert_in_step
+    from tests.e2e.test_crash import run_panicking
+
+    dry = sync(extract=[str(DAY1)], target="sumup", dry_run=True, batch_size=10)
+    crashed = run_panicking("execute", "apply", dry["run_id"], "--json", env=env)
+    assert crashed.returncode == 70, crashed.stdout + crashed.stderr
+    assert _json(crashed)["create"]["succeeded"] == 10  # the first batch, recorded
+    state = Path(env["CUSTSYNC_STATE"])
+    assert _query(state, "SELECT count(*) FROM journal WHERE state = 'pending'") == [(10,)]
+    # The plan was applied (if only in part): never twice. The next run settles the batch in
+    # flight through the journal and finishes the work.
+    again = run_flow(apply_flow, {"run_id": dry["run_id"]})
+    assert again["exit_code"] == 3 and "already applied" in again["message"]
+    after = sync(extract=[str(DAY1)], target="sumup")
+    assert after["exit_code"] == 0, after
+    assert_in_step(sandbox, str(state), "sumup", DAY1)
