@@ -87,7 +87,7 @@ def use_stored_plan(run: Run, counts: PlanCounts, *, warn: bool = False) -> int:
     (:mod:`pipelines.adopting`) and an apply (:mod:`pipelines.apply`) end with it."""
     target = run.spec.target
     stored = run.store.plan(run.run_id)
-    twins = find_twins(stored, target=target, adopt_by=run.spec.adopt_by)
+    twins = find_twins(stored, target=target)
     if twins and warn:
         log.warning(
             "%d planned create(s) have the same content as another: sent one at a time",
