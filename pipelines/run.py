@@ -249,6 +249,9 @@ class Run:
                 unchanged=self.plan.counts.unchanged,
                 execute_s=self.execute_s,
             )
+            if self.spec.dry_run:
+                # Nothing is recorded yet: the plan says which adoptions are left for a person.
+                summary["ambiguous"] = self.store.planned_unadoptable(self.run_id)
             # Read before the store closes: the run artifact lists them.
             self.failures = self.store.failure_sample(self.run_id, FAILURES_SHOWN)
         message: str | None

@@ -137,6 +137,15 @@ class AppliedPlans(StateBase):
             [run_id, target],
         )
 
+    def planned_unadoptable(self, run_id: str) -> int:
+        """``run_id``'s planned adoptions without a customer (ambiguous, or their look-up
+        failed): what a dry run reports as ``ambiguous`` before anything is recorded."""
+        ((count,),) = self._run(
+            "SELECT count(*) FROM plan WHERE run_id = ? AND action = 'adopt' AND remote_id IS NULL",
+            [run_id],
+        )
+        return int(count)
+
     def replace_plan_rows(self, run_id: str, rows: pl.DataFrame) -> None:
         """Rewrite ``rows`` of ``run_id``'s stored plan, found by their ``old_plan_id``, with
         their new ``plan_id``, ``action``, ``remote_id`` and ``reason`` (one transaction):

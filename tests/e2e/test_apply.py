@@ -354,3 +354,30 @@ def test_an_apply_that_crashes_is_recovered_like_any_run(
     after = sync(extract=[str(DAY1)], target="sumup")
     assert after["exit_code"] == 0, after
     assert_in_step(sandbox, str(state), "sumup", DAY1)
+
+
+def test_a_dry_run_shows_the_ambiguous_adoptions_the_apply_leaves_for_a_person(
+    sandbox: SandboxServer, tmp_path: Path, extract: Path
+) -> None:
+    sandbox.admin.reset(config=True)
+    person = (
+        pl.read_csv(DAY1, infer_schema=False)
+        .filter(pl.col("email").is_not_null())
+        .row(0, named=True)
+    )
+    twin = {"entity_id": "sandbox-entity", "email_address": person["email"], "company_name": "T"}
+    ids = sorted(str(c["id"]) for c in sandbox.admin.seed_verifone([twin, dict(twin)]))
+    state = tmp_path / "state.duckdb"
+    dry = _cli(sandbox, state, "migrate", str(extract), "-t", "verifone", "--dry-run", "--json")
+    assert dry.returncode == 0, dry.stderr
+    planned = _json(dry)
+    assert (planned["adopt"]["planned"], planned["ambiguous"]) == (1, 1)
+    ((reason, remote_id),) = _query(
+        state, "SELECT reason, remote_id FROM plan WHERE action = 'adopt'"
+    )
+    assert remote_id is None and reason.startswith("ambiguous") and all(i in reason for i in ids)
+    done = _cli(sandbox, state, "apply", planned["run_id"], "--json")
+    assert done.returncode == 1, done.stderr  # an ambiguous record is not done: as migrate's
+    assert _json(done)["ambiguous"] == 1 and _json(done)["created"] == 39
+    twins = [c for c in sandbox.admin.state()["verifone"]["customers"] if c["id"] in ids]
+    assert [c.get("company_name") for c in twins] == ["T", "T"], "neither was touched"
