@@ -8,10 +8,16 @@ from typing import Any
 
 from connectors.protocol import CustomerConnector
 
+AMBIGUOUS = "ambiguous"
+"""The start of the ``reason`` of a planned adoption left for a person (no remote id)."""
+LOOK_UP_FAILED = "look-up failed"
+"""The start of the ``reason`` of a planned adoption whose look-up failed (no remote id)."""
 
-def _get(payload: Mapping[str, Any], dotted: str) -> Any:
+
+def dotted(payload: Mapping[str, Any], path: str) -> Any:
+    """The value at a dotted ``path`` of ``payload`` (``None`` when absent)."""
     node: Any = payload
-    for part in dotted.split("."):
+    for part in path.split("."):
         if not isinstance(node, Mapping):
             return None
         node = node.get(part)
@@ -36,7 +42,7 @@ async def find_matches(
     may one that two keys of the extract both find (see :mod:`transforms.twins`).
     """
     for key in keys:
-        value = _get(payload, key)
+        value = dotted(payload, key)
         if value in (None, ""):
             continue
         criteria = {key: str(value)}

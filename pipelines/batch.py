@@ -81,14 +81,11 @@ class BatchResult:
 class ExecutionOptions:
     """How the executor treats creates.
 
-    ``adopt_by``: for a migration into a provider that already holds customers, the payload fields
-    (dotted) to match an existing remote record on before creating (first non-empty one wins).
     ``twins``: the plan's creates a look-up cannot tell apart (:func:`transforms.twins.find_twins`):
     sent one at a time, each confirmed before the next. ``verify_first``: keys to look up
     before creating (they lost a remote id shared with another key, see migration 005).
     """
 
-    adopt_by: tuple[str, ...] = ()
     twins: Twins = field(default_factory=Twins)
     verify_first: frozenset[str] = frozenset()
 

@@ -28,6 +28,10 @@ _COMMANDS: dict[str, tuple[str, str]] = {
         "Serve both provider APIs locally (the sandbox).",
     ),
     "demo": ("pipelines.commands.demo:demo_command", "Run the end-to-end demo on the sandbox."),
+    "apply": (
+        "pipelines.commands.apply:apply_command",
+        "Execute a dry run's stored plan, exactly, or refuse.",
+    ),
 }
 
 

@@ -18,7 +18,7 @@ import orjson
 from connectors.errors import FatalError, ProviderError, UnknownOutcome
 from connectors.http import call_ref
 from connectors.protocol import CreateResult, CustomerConnector, OwnedHook
-from pipelines.adoption import find_matches
+from pipelines.adoption import AMBIGUOUS
 from pipelines.batch import (
     BatchResult,
     ExecutionOptions,
@@ -89,7 +89,8 @@ class BatchExecutor:
         decides from their calls which are closed and which stay pending for reconciliation.
         """
         result = BatchResult()
-        updates = [r for r in rows if r.action == "update" and r.remote_id]
+        # Updates and adoptions merge with what the provider holds now (get-merge-post).
+        updates = [r for r in rows if r.action in ("update", "adopt") and r.remote_id]
         remote: dict[str, dict[str, Any]] = {}
         try:
             if updates:
@@ -160,6 +161,7 @@ class BatchExecutor:
         try:
             handler = {
                 "create": self._create,
+                "adopt": self._adopt,
                 "update": self._update,
                 "delete": self._close,
                 "close": self._close,
@@ -191,22 +193,7 @@ class BatchExecutor:
         payload = _loads(row.payload) or {}
         owned = self.owned_hook(result, row.external_id)
         adopted: dict[str, Any] | None = None
-        if not self.connector.capabilities.client_ids and self.options.adopt_by:
-            # A migration: the provider may hold this customer already (server-assigned ids
-            # cannot tell us, a search can). Another key's customer is never adopted.
-            match = await find_matches(self.connector, payload, self.options.adopt_by)
-            found = [] if match is None else self._unowned(match.records, owned)
-            if len(found) > 1:
-                self.ambiguous(result, row, found, "several existing customers match")
-                return
-            if match is not None and found:
-                rivals = self.options.twins.rivals_of(row.external_id, match.key)
-                if rivals:
-                    why = f"{', '.join(rivals)} of the extract would adopt it too by {match.key}"
-                    self.ambiguous(result, row, found, why)
-                    return
-            adopted = found[0] if found else None
-        elif row.external_id in self.options.verify_first:
+        if row.external_id in self.options.verify_first:
             # This key once shared a remote id with another key: its own customer may exist.
             looked = await self.connector.find_created(payload, owned=owned)
             if looked is not None and self._settle_created(row, looked, result) is None:
@@ -223,6 +210,41 @@ class BatchExecutor:
             await self._converge(row, payload, record, result, outcome="adopted")
             return
         self._succeed(result, row, created.remote_id, payload, changes=create_changes(payload))
+
+    async def _adopt(
+        self, row: PlanRow, remote: Mapping[str, dict[str, Any]], result: BatchResult
+    ) -> None:
+        """A migration's planned adoption: bring the customer found when planning in line with
+        the source (:meth:`_converge`). Without a remote id, the look-up found several
+        customers (``ambiguous``, left for a person) or failed; nothing is sent either way."""
+        if row.remote_id is None:
+            reason = row.reason or "no customer to adopt"
+            outcome = "ambiguous" if reason.startswith(AMBIGUOUS) else "failed"
+            self.record(result, row, outcome, message=f"{reason}: left for a person to resolve")
+            return
+        record = remote.get(row.remote_id)
+        if record is None:
+            self.record(
+                result,
+                row,
+                "failed",
+                error_code="NOT_FOUND",
+                message=f"the customer found when planning ({row.remote_id}) no longer exists;"
+                " the next migration looks again",
+            )
+            return
+        owner = self.owner_of(result, row.remote_id)
+        if owner not in (None, row.external_id):
+            self.record(
+                result,
+                row,
+                "failed",
+                error_class="StateConflict",
+                error_code="REMOTE_ID_OWNED",
+                message=f"the customer found ({row.remote_id}) belongs to {owner}: not adopted",
+            )
+            return
+        await self._converge(row, _loads(row.payload) or {}, record, result, outcome="adopted")
 
     def _settle_created(
         self, row: PlanRow, created: CreateResult, result: BatchResult
@@ -273,10 +295,6 @@ class BatchExecutor:
             }
 
         return owned
-
-    def _unowned(self, records: Sequence[dict[str, Any]], owned: OwnedHook) -> list[dict[str, Any]]:
-        taken = set(owned([self._remote_id(r) for r in records]))
-        return [r for r in records if self._remote_id(r) not in taken]
 
     async def _converge(
         self,
@@ -428,15 +446,6 @@ class BatchExecutor:
             drift=drift,
             message=message,
             changes=changes,
-        )
-
-    def ambiguous(
-        self, result: BatchResult, row: PlanRow, found: Sequence[Mapping[str, Any]], why: str
-    ) -> None:
-        """Record that several remote customers match ``row``: never guessed, left for a person."""
-        ids = ", ".join(self._remote_id(r) for r in found)
-        self.record(
-            result, row, "ambiguous", message=f"{why}: left for a person to resolve ({ids})"
         )
 
     def fail(

@@ -12,8 +12,11 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
 
+from pipelines.adopting import look_up
+from pipelines.apply import load_plan, run_apply
 from pipelines.execution import execute_batch
 from pipelines.orchestration import Engine, run_stages
 from pipelines.planning import plan
@@ -42,6 +45,7 @@ LOCAL = Engine(
     origin=Origin,
     secrets=_no_secret_blocks,
     publish=_nothing_to_publish,
+    look_up=look_up,
 )
 """The stages called directly, logging to ``custsync``; credentials from the environment."""
 
@@ -49,3 +53,12 @@ LOCAL = Engine(
 async def run_local(flow: str, params: Mapping[str, Any]) -> dict[str, Any]:
     """Run ``flow`` (``sync`` or ``migrate``) with ``params`` without Prefect; its summary."""
     return await run_stages(RunSpec.from_parameters(flow, params), LOCAL)
+
+
+LOCAL_APPLY = replace(LOCAL, plan=load_plan)
+"""The stages of an apply: its plan stage loads the dry run's stored plan."""
+
+
+async def run_local_apply(plan_run: str, state: str | None) -> dict[str, Any]:
+    """Apply dry run ``plan_run``'s stored plan without Prefect; its summary."""
+    return await run_apply(plan_run, state, LOCAL_APPLY)

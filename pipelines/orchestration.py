@@ -28,7 +28,7 @@ from pipelines.progress import listener
 from pipelines.provenance import Origin
 from pipelines.run import Run
 from pipelines.settings import Settings, SettingsError, load_settings
-from pipelines.spec import RunSpec
+from pipelines.spec import MIGRATE, RunSpec
 from pipelines.state.store import StateError
 
 
@@ -39,11 +39,14 @@ class Engine:
 
     recover: Callable[[Run], Awaitable[int]]
     plan: Callable[[Run], int]
+    """The plan stage (:func:`pipelines.planning.plan`; an apply's loads a stored plan)."""
     execute: Callable[[Run, int], Awaitable[None]]
     logger: Callable[[], logging.Logger | logging.LoggerAdapter[logging.Logger]]
     origin: Callable[[], Origin]
     secrets: Callable[[Settings, str], Awaitable[Settings]]
     publish: Callable[[Run, dict[str, Any]], Awaitable[None]]
+    look_up: Callable[[Run], Awaitable[int]]
+    """A migration's adoption look-ups, after the guards (:func:`pipelines.adopting.look_up`)."""
 
 
 async def run_stages(spec: RunSpec, engine: Engine) -> dict[str, Any]:
@@ -60,7 +63,7 @@ async def run_stages(spec: RunSpec, engine: Engine) -> dict[str, Any]:
             raise
         return crashed_before_start(spec, exc, started)
     try:
-        if not spec.dry_run:
+        if spec.calls_provider:  # a real run, or a migration's dry run (its look-ups)
             run.settings = await engine.secrets(run.settings, spec.target)
             with run.stop_on_error():
                 run.connector()  # no credentials: stop now, before reading anything
@@ -71,9 +74,14 @@ async def run_stages(spec: RunSpec, engine: Engine) -> dict[str, Any]:
         planned = 0 if run.stopped else engine.plan(run)
         if not run.stopped:
             logger.info("%d action(s) planned, %d unchanged", planned, run.plan.counts.unchanged)
-            guard = check_guards(run.plan.counts, spec, run.settings)
+            # An apply's plan passed the guards when it was planned (its dry run ended planned).
+            guard = None if spec.plan_run else check_guards(run.plan.counts, spec, run.settings)
             if guard is not None:
                 run.stop(guard.exit_code, guard.message)
+        if spec.flow == MIGRATE and planned and not run.stopped:
+            adopted = await engine.look_up(run)
+            if adopted:
+                logger.info("%d planned create(s) exist at the provider: adopted", adopted)
         if not spec.dry_run and planned and not run.stopped:
             listener().start(f"{spec.target}: {spec.mode}", planned)
             try:

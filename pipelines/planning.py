@@ -57,6 +57,9 @@ def _make_plan(run: Run) -> int:
     except pl.exceptions.PolarsError:
         extract.check_readable()  # a damaged Parquet file is bad input: ExtractError
         raise  # every file decodes: not the input's fault
+    if spec.dry_run:
+        # What `custsync apply` checks: the snapshot this plan was made against is unchanged.
+        run.store.record_fingerprint(run.run_id, run.store.snapshot_fingerprint(target))
     run.store.write_rejects(run.run_id, target, planned.rejects)
     counts = PlanCounts(
         extract_rows=planned.extract_rows,
@@ -71,9 +74,21 @@ def _make_plan(run: Run) -> int:
     if spec.instruments:
         actions = pl.concat([actions, _instrument_rows(run)], how="diagonal_relaxed")
     run.store.write_plan(run.run_id, target, actions)
+    if spec.dry_run:
+        # A dry run's plan keeps its merge bases (the "old" of `report --plan`, and what an
+        # apply merges with) when the snapshot moves on.
+        run.store.store_merge_bases(run.run_id, target)
+    return use_stored_plan(run, counts, warn=True)
+
+
+def use_stored_plan(run: Run, counts: PlanCounts, *, warn: bool = False) -> int:
+    """Read the run's stored plan back and execute it from now on (its twins found, its
+    deletes counted); returns its number of rows. The plan stage, a migration's look-ups
+    (:mod:`pipelines.adopting`) and an apply (:mod:`pipelines.apply`) end with it."""
+    target = run.spec.target
     stored = run.store.plan(run.run_id)
-    twins = find_twins(stored, target=target, adopt_by=spec.adopt_by)
-    if twins:
+    twins = find_twins(stored, target=target)
+    if twins and warn:
         log.warning(
             "%d planned create(s) have the same content as another: sent one at a time",
             len(twins),

@@ -149,7 +149,6 @@ class Run:
                 self.connector(),
                 run_id=self.run_id,
                 options=ExecutionOptions(
-                    adopt_by=self.spec.adopt_by,
                     twins=self.plan.twins,
                     verify_first=frozenset(self.store.unresolved_conflicts(self.spec.target)),
                 ),
@@ -252,6 +251,9 @@ class Run:
                 unchanged=self.plan.counts.unchanged,
                 execute_s=self.execute_s,
             )
+            if self.spec.dry_run:
+                # Nothing is recorded yet: the plan says which adoptions are left for a person.
+                summary["ambiguous"] = self.store.planned_unadoptable(self.run_id)
             # Read before the store closes: the run artifact lists them.
             self.failures = self.store.failure_sample(self.run_id, FAILURES_SHOWN)
         message: str | None
@@ -278,6 +280,8 @@ class Run:
                 "duration_s": round(duration_s, 3),
             }
         )
+        if self.spec.plan_run is not None:
+            summary["plan_run_id"] = self.spec.plan_run  # the dry run this run applied
         self.store.finish_run(self.run_id, status=status, exit_code=int(exit_code), summary=summary)
         self.store.close()
         return summary

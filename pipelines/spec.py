@@ -19,7 +19,9 @@ from transforms.schema import Mode
 SYNC = "sync"
 MIGRATE = "migrate"
 FLOWS = (SYNC, MIGRATE)
-"""The flows a :class:`RunSpec` describes a run of."""
+"""The flows a :class:`RunSpec` describes a run of, with parameters of its fields."""
+APPLY = "apply"
+"""A run executing a dry run's stored plan (``custsync apply``): its spec is the dry run's."""
 
 
 @dataclass(frozen=True)
@@ -148,6 +150,15 @@ class RunSpec:
     adopt_by: tuple[str, ...] = ()
     """Migration: payload fields to adopt an existing remote customer by before creating
     (the target's adoption keys; not a parameter)."""
+    plan_run: str | None = None
+    """An apply: the dry run whose stored plan this run executes, unchanged (not a parameter;
+    :mod:`pipelines.apply`)."""
+
+    @property
+    def calls_provider(self) -> bool:
+        """Whether the run talks to the provider: a real run, or a migration's dry run (its
+        adoption look-ups are reads, :mod:`pipelines.adopting`)."""
+        return not self.dry_run or self.flow == MIGRATE
 
     @classmethod
     def from_parameters(cls, flow: str, params: Mapping[str, Any]) -> RunSpec:

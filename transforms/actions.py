@@ -1,22 +1,26 @@
 """The actions a plan row can hold: one list, from which every narrower set is derived.
 
 The diff plans all of them but ``deactivate`` (an instruments extract plans those, see
-:mod:`pipelines.instruments`); the run summary counts all of them but ``skip`` (a skipped row
-is planned and recorded, but neither sent nor failed), in the order of :data:`ACTIONS`.
+:mod:`pipelines.instruments`) and ``adopt`` (a migration's look-ups turn creates into
+adoptions); the run summary counts all of them but ``skip`` (a skipped row is planned and
+recorded, but neither sent nor failed), in the order of :data:`ACTIONS`.
 """
 
 from __future__ import annotations
 
 from typing import Literal, get_args
 
-Action = Literal["create", "update", "delete", "close", "deactivate", "unchanged", "skip"]
+Action = Literal["create", "adopt", "update", "delete", "close", "deactivate", "unchanged", "skip"]
 """What a plan row asks for (the rules: :mod:`transforms.diff`). ``deactivate`` is one payment
-instrument; ``skip`` is planned but not sent (the mode forbids it, or the key is quarantined)."""
+instrument; ``skip`` is planned but not sent (the mode forbids it, or the key is quarantined).
+``adopt`` is a migration's planned create whose customer the provider already holds (its
+``remote_id``), found by the look-ups made when planning (:mod:`pipelines.adopting`); one
+without a ``remote_id`` matched several customers and is left for a person (``ambiguous``)."""
 
 ACTIONS: tuple[Action, ...] = get_args(Action)
 """Every action, in the order the run summary lists them."""
 
-DIFF_ACTIONS: tuple[Action, ...] = tuple(a for a in ACTIONS if a != "deactivate")
+DIFF_ACTIONS: tuple[Action, ...] = tuple(a for a in ACTIONS if a not in ("deactivate", "adopt"))
 """The actions :func:`transforms.diff.plan_actions` plans."""
 
 SUMMARY_ACTIONS: tuple[Action, ...] = tuple(a for a in ACTIONS if a != "skip")

@@ -6,16 +6,16 @@ each other's customer: content alone cannot say whose it is. They are found here
 time, so that the executor sends them one at a time, each confirmed before the next
 (docs/connectors.md, "Twins").
 
-A migration's adopt-by look-up has the same blind spot one level up: two keys sharing the
-adopt-by value (say the same e-mail) would both adopt the one remote customer holding it. They
-are found here too, and the executor reports them ambiguous instead.
+A migration's adoption look-up has the same blind spot one level up: two keys finding the
+one remote customer (say by the same e-mail) would both adopt it. That is decided with the
+look-ups' results, when planning (:func:`pipelines.adopting.decide`): both are ambiguous.
 
 Pure polars, no I/O.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import polars as pl
@@ -25,13 +25,11 @@ from connectors.providers.registry import describe
 
 @dataclass(frozen=True)
 class Twins:
-    """The twin groups and adopt-by rivals of one plan (only the keys that have any)."""
+    """The twin groups of one plan (only the keys that have a twin)."""
 
     group_of: Mapping[str, str] = field(default_factory=dict)
     """external_id -> its twin group's label (the group's lowest external_id); keys of planned
     creates whose payload equals another planned create's."""
-    rivals: Mapping[tuple[str, str], tuple[str, ...]] = field(default_factory=dict)
-    """(external_id, adopt-by field) -> the other planned creates with the same value there."""
 
     def __len__(self) -> int:
         return len(self.group_of)
@@ -40,13 +38,9 @@ class Twins:
         """The twin group of a planned create, or ``None`` when it has no twin."""
         return self.group_of.get(external_id)
 
-    def rivals_of(self, external_id: str, adopt_field: str) -> tuple[str, ...]:
-        """The other keys that would adopt the same customer by ``adopt_field``."""
-        return self.rivals.get((external_id, adopt_field), ())
 
-
-def find_twins(plan: pl.DataFrame, *, target: str, adopt_by: Sequence[str] = ()) -> Twins:
-    """Twin groups among ``plan``'s creates (server-assigned ids only) and adopt-by rivals.
+def find_twins(plan: pl.DataFrame, *, target: str) -> Twins:
+    """Twin groups among ``plan``'s creates (server-assigned ids only).
 
     ``plan`` has :data:`transforms.diff.PLAN_SCHEMA`'s ``external_id``, ``action``,
     ``payload`` and ``content_key`` columns. Content twins have equal content keys (over every
@@ -69,24 +63,4 @@ def find_twins(plan: pl.DataFrame, *, target: str, adopt_by: Sequence[str] = ())
             .with_columns(pl.col("external_id").min().over("__twin").alias("__group"))
         )
         group_of = dict(zip(grouped["external_id"], grouped["__group"], strict=True))
-    return Twins(group_of=group_of, rivals=_rivals(creates, adopt_by))
-
-
-def _rivals(
-    creates: pl.DataFrame, adopt_by: Sequence[str]
-) -> dict[tuple[str, str], tuple[str, ...]]:
-    out: dict[tuple[str, str], tuple[str, ...]] = {}
-    for adopt_field in adopt_by:
-        values = creates.select(
-            "external_id",
-            pl.col("payload").str.json_path_match(f"$.{adopt_field}").alias("__value"),
-        ).filter(pl.col("__value").is_not_null() & (pl.col("__value") != ""))
-        shared = (
-            values.filter(pl.col("__value").is_duplicated())
-            .group_by("__value")
-            .agg(pl.col("external_id").sort())
-        )
-        for keys in shared["external_id"].to_list():
-            for key in keys:
-                out[(key, adopt_field)] = tuple(k for k in keys if k != key)
-    return out
+    return Twins(group_of=group_of)

@@ -21,7 +21,8 @@ def migrate_command(as_json: bool, verbose: bool, **options: Any) -> None:
     provider has one, as SumUp's customer_id; otherwise by the provider's adoption keys, for
     Verifone the e-mail address, then the company registration number), creates the rest, and
     reports adopted, created and ambiguous records. Several matches are never guessed: they are
-    left for a person.
+    left for a person. The look-ups are reads, made when planning: --dry-run shows the
+    adoptions too (it needs the credentials), and `custsync apply RUN_ID` executes that plan.
     """
     preflight(options, flow=MIGRATE, as_json=as_json)  # before Prefect: the first problem
     params = flow_parameters(MIGRATE, options)

@@ -49,7 +49,9 @@ def preflight(options: Mapping[str, Any], *, flow: str, as_json: bool = False) -
         expand_paths(options.get("instruments") or (), optional=True)
     except ExtractError as exc:
         fail(f"instruments extract: {exc}")
-    if not options.get("dry_run") and not os.environ.get("PREFECT_API_URL"):
+    # A migration's dry run looks its creates up at the provider (reads): it needs them too.
+    calls_provider = not options.get("dry_run") or flow == "migrate"
+    if calls_provider and not os.environ.get("PREFECT_API_URL"):
         # With a Prefect API, credentials may be in its Secret blocks: the run reads them.
         try:
             build_connector(settings, options["target"])

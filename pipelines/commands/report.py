@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 import click
 import duckdb
@@ -15,6 +16,7 @@ from pipelines.commands.common import fail, flat, print_frame
 from pipelines.exit_codes import ExitCode
 from pipelines.settings import SettingsError, load_settings
 from pipelines.state.store import StateError, StateStore
+from transforms.changes import describe_change, field_changes
 
 # Columns of `v_runs` that fit a terminal; json and csv carry them all.
 _TABLE_COLUMNS = (
@@ -40,6 +42,26 @@ def _print(frame: pl.DataFrame, fmt: str, title: str) -> None:
     print_frame(frame, Console(), title=title)
 
 
+def _plan(store: StateStore, run_id: str, fmt: str) -> pl.DataFrame:
+    """The run's plan with, for each update, the fields it changes (old → new): a list of
+    ``{field, old, new}`` in JSON, ``field: old → new`` items in a table or CSV."""
+    plan = store.run_plan(run_id, payloads=True)
+    changes = [
+        field_changes(_loads(base), _loads(new)) if action == "update" else []
+        for action, base, new in plan.select("action", "base_payload", "payload").iter_rows()
+    ]
+    column: pl.Series
+    if fmt == "json":
+        column = pl.Series("changes", changes, dtype=pl.Object)
+    else:
+        column = pl.Series("changes", [[describe_change(c) for c in row] for row in changes])
+    return plan.drop("payload", "base_payload").with_columns(column)
+
+
+def _loads(text: str | None) -> dict[str, Any] | None:
+    return None if text is None else dict(json.loads(text))
+
+
 @click.command("report")
 @click.option("--run", "run_id", help="Show one run: its summary and its failed records.")
 @click.option("--last", type=click.IntRange(1), default=20, show_default=True, help="Runs listed.")
@@ -50,7 +72,12 @@ def _print(frame: pl.DataFrame, fmt: str, title: str) -> None:
     default="table",
     show_default=True,
 )
-@click.option("--plan", "show_plan", is_flag=True, help="With --run: list its planned actions.")
+@click.option(
+    "--plan",
+    "show_plan",
+    is_flag=True,
+    help="With --run: list its planned actions, and each update's changes (old → new).",
+)
 @click.option(
     "--what",
     type=click.Choice(["runs", "failures", "rejects", "changes"]),
@@ -112,7 +139,7 @@ def _report(
         fail(f"no run {run_id!r} in {path}")
         return
     if show_plan:
-        _print(store.run_plan(run_id), fmt, f"plan of run {run_id}")
+        _print(_plan(store, run_id, fmt), fmt, f"plan of run {run_id}")
         return
     if what == "runs":
         _print(pl.DataFrame([summary]), fmt, f"run {run_id}")

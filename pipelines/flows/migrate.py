@@ -1,11 +1,12 @@
 """The CRM migration flow: a first sync into a provider that already holds customers.
 
 Existing customers are adopted instead of duplicated: by a client-chosen id where the provider
-has one (SumUp: a create answers 409, which the connector turns into an adoption), otherwise by
-the target's adoption keys (Verifone: an RSQL match on the e-mail address, then on the company
-registration number). One match is adopted and brought in line with the extract (source fields
-win, remote-only fields stay); several are reported as ambiguous and left for a person; none is
-created.
+has one (SumUp: a GET of the key's ``customer_id``), otherwise by the target's adoption keys
+(Verifone: an RSQL match on the e-mail address, then on the company registration number). The
+look-ups are made when planning, dry run included (the ``look-up`` task,
+:mod:`pipelines.adopting`), so the stored plan says ``adopt`` or ``create`` for each new key. One
+match is adopted and brought in line with the extract (source fields win, remote-only fields
+stay); several are reported as ambiguous and left for a person; none is created.
 """
 
 from __future__ import annotations

@@ -14,6 +14,7 @@ from prefect.artifacts import acreate_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.states import Completed, Failed, State
 
+from pipelines.adopting import look_up
 from pipelines.connect import with_secret_blocks
 from pipelines.execution import execute_batch
 from pipelines.exit_codes import ExitCode
@@ -39,6 +40,8 @@ plan_stage = task(name="plan", **_TASK)(plan)  # type: ignore[call-overload]
 """Read, normalise, validate, diff; store rejects and the plan. Returns actions planned."""
 execute_stage = task(name="execute-batch", **_TASK)(execute_batch)  # type: ignore[call-overload]
 """Send one batch of planned actions and record it in one DuckDB transaction."""
+look_up_stage = task(name="look-up", **_TASK)(look_up)  # type: ignore[call-overload]
+"""A migration's adoption look-ups: which planned creates the provider already holds."""
 
 
 async def _publish(run: Run, summary: dict[str, Any]) -> None:
@@ -78,6 +81,7 @@ PREFECT = Engine(
     origin=_origin,
     secrets=with_secret_blocks,
     publish=_publish,
+    look_up=look_up_stage,
 )
 """The stages as Prefect tasks of the flow run, its logger, Secret blocks and artifacts."""
 

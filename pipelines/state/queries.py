@@ -16,6 +16,7 @@ import polars as pl
 
 from pipelines.state.base import StateBase
 from pipelines.state.frames import CHANGES_SCHEMA, UTC_TIME
+from pipelines.state.plan import MERGE_BASE, SNAPSHOT_JOIN
 
 EXAMPLE_QUERIES: tuple[tuple[str, str], ...] = (
     (
@@ -133,11 +134,17 @@ class AuditQueries(StateBase):
             [run_id],
         )
 
-    def run_plan(self, run_id: str) -> pl.DataFrame:
-        """The actions a run planned (what a dry run shows), by external id."""
+    def run_plan(self, run_id: str, *, payloads: bool = False) -> pl.DataFrame:
+        """The actions a run planned (what a dry run shows), by external id.
+
+        ``payloads`` adds ``payload`` (what is sent) and ``base_payload`` (an update's or
+        close's merge base: stored with a dry run's plan, else the key's snapshot payload now).
+        """
+        extra = f", p.payload, {MERGE_BASE}" if payloads else ""
         return self._frame(
-            "SELECT external_id, action, reason, remote_id, plan_id FROM plan WHERE run_id = ? "
-            "ORDER BY external_id, action",
+            f"SELECT p.external_id, p.action, p.reason, p.remote_id, p.plan_id{extra}"
+            f" FROM plan p {SNAPSHOT_JOIN if payloads else ''} WHERE p.run_id = ?"
+            " ORDER BY p.external_id, p.action",
             [run_id],
         )
 

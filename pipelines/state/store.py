@@ -8,10 +8,11 @@ process writes at a time (DuckDB's rule for a file).
 :class:`StateStore` is the one object callers hold. Each concept lives in a module of its own,
 as a part of the store: :mod:`~pipelines.state.runs`, :mod:`~pipelines.state.snapshot`,
 :mod:`~pipelines.state.plan`, :mod:`~pipelines.state.journal` (with
-:mod:`~pipelines.state.ownership`) and the audit reads of :mod:`~pipelines.state.queries`. The
-parts are base classes of the store rather than objects it holds: they share one connection
-and one transaction (a batch's calls, outcomes, journal and snapshot commit together), and
-callers keep calling ``store.write_plan(...)`` without the store repeating every signature to
+:mod:`~pipelines.state.ownership`), the audit reads of :mod:`~pipelines.state.queries` and
+the dry-run plans applied later (:mod:`~pipelines.state.applied`). The parts are base
+classes of the store rather than objects it holds: they share one connection and one
+transaction (a batch's calls, outcomes, journal and snapshot commit together), and callers
+keep calling ``store.write_plan(...)`` without the store repeating every signature to
 delegate it.
 """
 
@@ -22,6 +23,7 @@ from types import TracebackType
 
 import duckdb
 
+from pipelines.state.applied import AppliedPlans
 from pipelines.state.journal import Journal
 from pipelines.state.migrations import (
     MIGRATIONS_DIR,
@@ -51,7 +53,7 @@ __all__ = [
 ]
 
 
-class StateStore(Migrations, Runs, Snapshot, Plan, Journal, AuditQueries):
+class StateStore(Migrations, Runs, Snapshot, Plan, Journal, AuditQueries, AppliedPlans):
     """One DuckDB file holding what custsync sent, intends to send, and did.
 
     Use as a context manager. ``read_only`` opens an existing file without migrating it (for

@@ -79,6 +79,7 @@ def row(action: str, ext: str, payload: dict[str, Any] | None = None, **kw: Any)
         payload=None if payload is None else orjson.dumps(payload).decode(),
         content_hash="h",
         base_payload=None if "base" not in kw else orjson.dumps(kw["base"]).decode(),
+        reason=kw.get("reason"),
     )
 
 
@@ -158,23 +159,43 @@ def test_unknown_create_outcome_keeps_the_journal_intent_pending() -> None:
     assert outcome["plan_id"] is None, "no plan id: record_batch must not close the intent"
 
 
-@pytest.mark.parametrize(
-    ("existing", "expected"), [(0, "succeeded"), (1, "adopted"), (2, "ambiguous")]
-)
-def test_migration_adopts_one_match_and_never_guesses(existing: int, expected: str) -> None:
+def test_a_planned_adoption_brings_the_customer_in_line_and_creates_nothing() -> None:
     fake = FakeVerifone()
-    for i in range(existing):
-        fake.records[f"old{i}"] = {"id": f"old{i}", **person("a@x.io", work_phone="7")}
+    fake.records["old0"] = {"id": "old0", **person("a@x.io", work_phone="7")}
+    adopt = row("adopt", "A", person("a@x.io", phone_number="5"), remote_id="old0")
+    result = run(BatchExecutor(fake, run_id="run"), [adopt])
+    assert result.outcomes[0]["result"] == "adopted"
+    assert result.outcomes[0]["remote_id"] == "old0"
+    assert [op for op, _ in fake.calls] == ["fetch_many", "update"], "get-merge-post, no create"
+    assert fake.records["old0"]["phone_number"] == "5", "source fields win"
+    assert fake.records["old0"]["work_phone"] == "7", "remote-only fields stay"
+    assert [(u["external_id"], u["remote_id"]) for u in result.upserts] == [("A", "old0")]
+
+
+@pytest.mark.parametrize(
+    ("remote_id", "reason", "owner", "expected", "code"),
+    [
+        (None, "ambiguous: several existing customers match by email_address", None,
+         "ambiguous", None),
+        (None, "look-up failed: 400: bad search", None, "failed", None),
+        ("gone", "exists: found by email_address", None, "failed", "NOT_FOUND"),
+        ("old0", "exists: found by email_address", "OTHER", "failed", "REMOTE_ID_OWNED"),
+    ],
+)  # fmt: skip
+def test_a_planned_adoption_never_guesses_nor_takes_another_keys_customer(
+    remote_id: str | None, reason: str, owner: str | None, expected: str, code: str | None
+) -> None:
+    fake = FakeVerifone()
+    fake.records["old0"] = {"id": "old0", **person("a@x.io")}
     executor = BatchExecutor(
-        fake, run_id="run", options=ExecutionOptions(adopt_by=("email_address",))
+        fake, run_id="run", owners=lambda ids: {i: owner for i in ids if owner is not None}
     )
-    result = run(executor, [row("create", "A", person("a@x.io", phone_number="5"))])
-    assert result.outcomes[0]["result"] == expected
-    creates = [op for op, _ in fake.calls if op == "create"]
-    assert len(creates) == (1 if existing == 0 else 0)
-    if expected == "adopted":
-        assert fake.records["old0"]["phone_number"] == "5", "source fields win"
-        assert fake.records["old0"]["work_phone"] == "7", "remote-only fields stay"
+    adopt = row("adopt", "A", person("a@x.io"), remote_id=remote_id, reason=reason)
+    result = run(executor, [adopt])
+    (outcome,) = result.outcomes
+    assert (outcome["result"], outcome["error_code"]) == (expected, code)
+    assert result.upserts == []
+    assert not [op for op, _ in fake.calls if op in ("create", "update")]
 
 
 def test_delete_forgets_and_close_keeps_a_closed_row() -> None:
@@ -263,39 +284,6 @@ def test_an_adoption_of_another_keys_customer_is_refused() -> None:
     assert result.outcomes[0]["result"] == "failed"
     assert result.outcomes[0]["error_code"] == "REMOTE_ID_OWNED"
     assert result.upserts == []
-
-
-def test_migration_never_adopts_an_owned_customer_nor_one_two_keys_would_adopt() -> None:
-    from transforms.twins import Twins
-
-    fake = FakeVerifone()
-    fake.records["mine"] = {"id": "mine", **person("a@x.io")}
-    fake.records["theirs"] = {"id": "theirs", **person("b@x.io")}
-    executor = BatchExecutor(
-        fake,
-        run_id="run",
-        options=ExecutionOptions(
-            adopt_by=("email_address",),
-            twins=Twins(
-                rivals={("A-1", "email_address"): ("A-2",), ("A-2", "email_address"): ("A-1",)}
-            ),
-        ),
-        owners=lambda ids: {i: "OWNER" for i in ids if i == "theirs"},
-    )
-    result = run(
-        executor,
-        [
-            row("create", "A-1", person("a@x.io", phone_number="1")),
-            row("create", "A-2", person("a@x.io", phone_number="2")),
-            row("create", "B", person("b@x.io")),
-        ],
-    )
-    by_key = {o["external_id"]: o for o in result.outcomes}
-    assert by_key["A-1"]["result"] == by_key["A-2"]["result"] == "ambiguous"
-    assert "A-2" in by_key["A-1"]["message"] and "mine" in by_key["A-1"]["message"]
-    # B's only match belongs to another key: B gets a customer of its own
-    assert by_key["B"]["result"] == "succeeded" and by_key["B"]["remote_id"] not in ("theirs",)
-    assert [u["external_id"] for u in result.upserts] == ["B"]
 
 
 def test_a_twin_held_behind_an_ambiguous_one_is_ambiguous_too() -> None:

@@ -150,8 +150,10 @@ def test_the_diff_plans_exactly_the_diff_actions() -> None:
         for failures in (None, stuck)
         for action, _ in plan(SOURCE, SNAP, mode, failures=failures).values()
     }
-    assert planned == set(DIFF_ACTIONS) == set(ACTIONS) - {"deactivate"}
-    assert SUMMARY_ACTIONS == ("create", "update", "delete", "close", "deactivate", "unchanged")
+    assert planned == set(DIFF_ACTIONS) == set(ACTIONS) - {"deactivate", "adopt"}
+    assert SUMMARY_ACTIONS == (
+        "create", "adopt", "update", "delete", "close", "deactivate", "unchanged"
+    )  # fmt: skip
 
 
 def test_failed_keys_are_retried_even_when_unchanged() -> None:

@@ -58,18 +58,3 @@ def test_a_plan_row_without_content_key_is_grouped_by_payload() -> None:
 def test_sumup_creates_have_no_twins() -> None:
     plan = _plan(("A-1", "create", TWIN), ("A-2", "create", TWIN))
     assert len(find_twins(plan, target="sumup")) == 0
-
-
-def test_creates_sharing_an_adopt_by_value_are_rivals() -> None:
-    plan = _plan(
-        ("B-1", "create", RICH),
-        ("B-2", "create", {**RICH, "company_name": "Other"}),
-        ("B-3", "create", {**RICH, "email_address": "else@acme.example.com"}),
-        ("C", "create", SPARSE),  # no e-mail: no rival
-    )
-    twins = find_twins(plan, target="verifone", adopt_by=("email_address", "company_name"))
-    assert twins.rivals_of("B-1", "email_address") == ("B-2",)
-    assert twins.rivals_of("B-2", "email_address") == ("B-1",)
-    assert twins.rivals_of("B-3", "email_address") == ()
-    assert twins.rivals_of("B-1", "company_name") == ("B-3", "C")
-    assert twins.rivals_of("B-2", "company_name") == ()
