@@ -93,12 +93,13 @@ def test_a_failed_action_records_no_change() -> None:
 
 
 def test_an_adopted_customer_records_what_converging_changed() -> None:
+    # A migration's planned adoption (the look-up made when planning found "old").
     fake = FakeVerifone()
     fake.records["old"] = {"id": "old", **person("a@x.io", work_phone="7", phone_number="1")}
-    executor = BatchExecutor(
-        fake, run_id="run", options=ExecutionOptions(adopt_by=("email_address",))
-    )
-    result = run(executor, [row("create", "A", person("a@x.io", phone_number="5"))])
+    executor = BatchExecutor(fake, run_id="run", options=ExecutionOptions())
+    result = run(executor, [row("adopt", "A", person("a@x.io", phone_number="5"), remote_id="old")])
     assert result.outcomes[0]["result"] == "adopted"
-    assert _changes(result) == [("A", "create", "phone_number", "1", "5", "source")]
+    assert [(c[0], c[2], c[3], c[4], c[5]) for c in _changes(result)] == [
+        ("A", "phone_number", "1", "5", "source")
+    ]
     assert result.changes.frame()["remote_id"].to_list() == ["old"]
