@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from connectors.sandbox.config import SandboxConfig
+from connectors.sandbox.oauth import OAuthRegistry
 from connectors.sandbox.store import IdSource, SumUpStore, VerifoneStore
 
 
@@ -16,11 +17,14 @@ class SandboxState:
     ids: IdSource = field(init=False)
     verifone: VerifoneStore = field(init=False)
     sumup: SumUpStore = field(init=False)
+    oauth: OAuthRegistry = field(init=False)
+    """SumUp merchants' OAuth grants, access tokens and API keys."""
 
     def __post_init__(self) -> None:
         self.ids = IdSource(self.config.seed)
         self.verifone = VerifoneStore(self.ids)
         self.sumup = SumUpStore(self.ids)
+        self.oauth = OAuthRegistry()
 
     def reseed(self) -> None:
         """Restart the id and token sequence from ``config.seed``; data is kept."""
@@ -32,4 +36,5 @@ class SandboxState:
         """Forget all customers and instruments; restart the id sequence from the seed."""
         self.verifone.clear()
         self.sumup.clear()
+        self.oauth.clear()
         self.reseed()
