@@ -44,6 +44,10 @@ class Engine:
     origin: Callable[[], Origin]
     secrets: Callable[[Settings, str], Awaitable[Settings]]
     publish: Callable[[Run, dict[str, Any]], Awaitable[None]]
+    settings: Callable[[], Settings] | None = None
+    """The settings a run starts from; ``None``: :func:`load_settings` (the environment and
+    ``custsync.toml``). A fleet's child run starts from its tenant's
+    (:mod:`pipelines.tenant_run`)."""
 
 
 async def run_stages(spec: RunSpec, engine: Engine) -> dict[str, Any]:
@@ -51,7 +55,8 @@ async def run_stages(spec: RunSpec, engine: Engine) -> dict[str, Any]:
     started = time.monotonic()
     logger = engine.logger()
     try:
-        run = Run.open(spec, engine.origin())
+        base = engine.settings() if engine.settings is not None else None
+        run = Run.open(spec, engine.origin(), base)
     except (SettingsError, ExtractError, StateError, OSError, duckdb.Error) as exc:
         # Nothing could be recorded: the state file itself is unusable.
         return Run.unrecorded_summary(spec, exc, started)
@@ -61,8 +66,8 @@ async def run_stages(spec: RunSpec, engine: Engine) -> dict[str, Any]:
         return crashed_before_start(spec, exc, started)
     try:
         if not spec.dry_run:
-            run.settings = await engine.secrets(run.settings, spec.target)
             with run.stop_on_error():
+                run.settings = await engine.secrets(run.settings, spec.target)
                 run.connector()  # no credentials: stop now, before reading anything
         if not spec.dry_run and not run.stopped:
             settled = await engine.recover(run)
