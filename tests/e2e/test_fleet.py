@@ -149,11 +149,14 @@ def _with_api(server: PrefectServer, coro: Any) -> Any:
     from prefect.logging.handlers import APILogHandler
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
-    with temporary_settings({PREFECT_API_URL: server.api_url}):
+    async def main() -> Any:
         try:
-            return asyncio.run(coro)
+            return await coro
         finally:
-            APILogHandler.flush()  # while the server still answers
+            await APILogHandler.aflush()  # while the server still answers
+
+    with temporary_settings({PREFECT_API_URL: server.api_url}):
+        return asyncio.run(main())
 
 
 def test_runs_of_one_tenant_and_target_never_overlap(server: PrefectServer) -> None:
@@ -260,5 +263,7 @@ def test_a_fleet_fans_out_and_one_failing_tenant_stops_no_other(
     for tenant, target in (("acme", "sumup"), ("bolt", "verifone"), ("dud", "sumup")):
         assert f"custsync-run-{tenant}-{target}:1" in seen
     everything = "\n".join(seen) + log + repr(summary)
+    stored = b"".join(p.read_bytes() for p in (tmp_path / "state").glob("*.duckdb*"))
     for secret in SECRETS:
         assert secret not in everything
+        assert secret.encode() not in stored
