@@ -97,6 +97,13 @@ def state(app: SandboxApp, req: Request) -> Response:
         "sumup": {
             "customers": [orjson.Fragment(r.to_json()) for r in store.sumup.customers.values()],
             "instruments": store.sumup.instruments,
+            "merchants": {
+                name: {
+                    "customers": [orjson.Fragment(r.to_json()) for r in account.customers.values()],
+                    "instruments": account.instruments,
+                }
+                for name, account in store.merchants.items()
+            },
         },
     }
     return json_response(200, payload)

@@ -26,6 +26,8 @@ class Principal:
     """Verifone entities this credential may touch (``None``: any)."""
     read: bool = True
     write: bool = True
+    merchant: str | None = None
+    """The SumUp merchant whose account the credential reaches (``None``: the sandbox's own)."""
 
     def may_use(self, entity_id: str) -> bool:
         """Whether this credential may act on ``entity_id``."""
@@ -84,7 +86,7 @@ def sumup_principal(
     if oauth is not None:
         merchant = oauth.merchant(key)
         if merchant is not None:
-            return Principal(f"sumup:merchant:{merchant}")
+            return Principal(f"sumup:merchant:{merchant}", merchant=merchant)
     if _same(key, config.sumup_api_key):
         return Principal("sumup:key")
     if _same(key, config.sumup_readonly_api_key):

@@ -126,11 +126,26 @@ def test_the_connector_refreshes_once_when_its_token_expires(sb: SandboxServer) 
             return client.tokens.refreshes
 
     assert asyncio.run(main()) == 2  # the first token, and one after the expiry
-    assert len(sb.admin.state()["sumup"]["customers"]) == 25
+    sumup = sb.admin.state()["sumup"]
+    assert len(sumup["merchants"]["acme"]["customers"]) == 25  # the merchant's own account
+    assert sumup["customers"] == []
     trades = [c for c in calls if c.operation == Operation.REFRESH_TOKEN]
     assert [(c.status, c.path_template) for c in trades] == [(200, "/token")] * 2
     refused = [c for c in calls if c.status == 401]
     assert 1 <= len(refused) <= 20
+
+
+def test_each_merchant_reaches_its_own_account(sb: SandboxServer) -> None:
+    async def create(merchant: str, ids: range) -> list[str]:
+        async with _client(sb, oauth=_grant(merchant)) as client:
+            made = await asyncio.gather(*(client.create(_payload(i)) for i in ids))
+            return [m.outcome for m in made]
+
+    assert asyncio.run(create("acme", range(3))) == ["created"] * 3
+    # The same ids at another merchant are new customers there, not a 409 of acme's.
+    assert asyncio.run(create("bolt", range(3))) == ["created"] * 3
+    merchants = sb.admin.state()["sumup"]["merchants"]
+    assert {m: len(a["customers"]) for m, a in merchants.items()} == {"acme": 3, "bolt": 3}
 
 
 def test_a_token_refused_again_after_the_refresh_stops_the_run(sb: SandboxServer) -> None:

@@ -247,7 +247,10 @@ def test_a_fleet_fans_out_and_one_failing_tenant_stops_no_other(
     assert (summary["failed"], summary["exit_code"]) == (1, 4)
 
     remote = sandbox.admin.state()
-    assert len(remote["sumup"]["customers"]) == 2 * ROWS  # acme and cora, not dud
+    # Each tenant in its own merchant account; nothing through the worker's own key (dud).
+    merchants = remote["sumup"]["merchants"]
+    assert {m: len(a["customers"]) for m, a in merchants.items()} == {"acme": ROWS, "cora": ROWS}
+    assert remote["sumup"]["customers"] == []
     assert len(remote["verifone"]["customers"]) == ROWS
     files = sorted(p.name for p in (tmp_path / "state").glob("*.duckdb"))
     assert files == [

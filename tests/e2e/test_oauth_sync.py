@@ -63,7 +63,8 @@ def test_a_sync_through_an_oauth_grant(grant: SandboxServer, tmp_path: Path) -> 
     done = _sync(grant, state)
     assert done.returncode == 0, done.stderr
     summary = json.loads(done.stdout.strip().splitlines()[-1])
-    assert summary["create"]["succeeded"] == len(grant.admin.state()["sumup"]["customers"]) == 40
+    account = grant.admin.state()["sumup"]["merchants"]["m1"]  # the merchant's own account
+    assert summary["create"]["succeeded"] == len(account["customers"]) == 40
     with duckdb.connect(str(state), read_only=True) as con:
         trades = con.execute(
             "SELECT status, path_template FROM calls WHERE operation = 'refresh_token'"
@@ -79,7 +80,7 @@ def test_a_token_refused_after_its_refresh_stops_the_run_with_exit_4(
     state = tmp_path / "state.duckdb"
     done = _sync(grant, state)
     assert done.returncode == 4, done.stderr
-    assert grant.admin.state()["sumup"]["customers"] == []
+    assert grant.admin.state()["sumup"]["merchants"].get("m1", {}).get("customers", []) == []
     _no_secret_in(done, state)
 
 
