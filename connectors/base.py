@@ -11,6 +11,7 @@ from connectors.caller import Caller, Classifier
 from connectors.config import ClientConfig
 from connectors.http import HttpSession, OnCall
 from connectors.limiter import LimiterStats, RateLimiter
+from connectors.oauth import OAuthCredentials, TokenSource
 from connectors.retry import RetryPolicy
 
 
@@ -24,21 +25,29 @@ class BaseClient:
         self,
         base_url: str,
         *,
-        auth_header: str,
+        auth_header: str | None,
         secrets: tuple[str, ...],
         classify: Classifier,
         config: ClientConfig,
         transport: httpx.AsyncBaseTransport | None,
         on_call: OnCall | None,
+        oauth: OAuthCredentials | None = None,
     ) -> None:
+        """``auth_header`` is a fixed ``Authorization`` value; ``None`` with ``oauth``: an
+        access token traded for and refreshed by a :class:`~connectors.oauth.TokenSource`."""
         self.config = config
         self.base_url = base_url
         self._http = HttpSession(
             base_url,
             config=config,
-            headers={"authorization": auth_header},
+            headers={"authorization": auth_header} if auth_header is not None else {},
             transport=transport,
             provider=self.target,
+        )
+        self.tokens = (
+            None
+            if oauth is None
+            else TokenSource(oauth, session=self._http, provider=self.target, on_call=on_call)
         )
         self.limiter = RateLimiter(
             rate=config.rate,
@@ -60,7 +69,8 @@ class BaseClient:
             policy=self.retry_policy,
             classify=classify,
             on_call=on_call,
-            secrets=(auth_header, *secrets),
+            secrets=(*((auth_header,) if auth_header else ()), *secrets),
+            tokens=self.tokens,
         )
 
     def stats(self) -> LimiterStats:

@@ -17,6 +17,7 @@ from tenacity import RetryCallState
 from connectors.classify import Classifier
 from connectors.config import ClientConfig
 from connectors.errors import (
+    AuthError,
     ConfigError,
     FatalError,
     ProviderError,
@@ -26,6 +27,7 @@ from connectors.errors import (
 from connectors.gate import send_gate
 from connectors.http import CallRecord, HttpSession, OnCall, call_ref
 from connectors.limiter import RateLimiter
+from connectors.oauth import TokenSource
 from connectors.operation import Operation
 from connectors.retry import RetryPolicy, settle
 
@@ -48,6 +50,10 @@ class CallState:
     attempts: int = 0
     unknown_outcome: bool = False
     """An earlier attempt may have taken effect (no response, or a 5xx)."""
+    token_generation: int = 0
+    """The OAuth access token the last attempt was sent with (:mod:`connectors.oauth`)."""
+    refreshed: bool = False
+    """A 401 already led to one refresh of the access token: another 401 stops the run."""
 
 
 def never_sent(exc: httpx.TransportError) -> bool:
@@ -123,8 +129,10 @@ class Caller:
         classify: Classifier,
         on_call: OnCall | None,
         secrets: tuple[str, ...] = (),
+        tokens: TokenSource | None = None,
     ) -> None:
         self.target = target
+        self._tokens = tokens
         # Credential strings to scrub from error messages, should a server echo one back.
         self._secrets = tuple(s for s in secrets if s)
         self._session = session
@@ -155,7 +163,27 @@ class Caller:
         content = orjson.dumps(body) if body is not None else None
         state = state if state is not None else CallState()
         args = (operation, method, path_template, path, params, content, idempotent, state)
+        try:
+            return await self._policy.call(lambda: self._attempt(*args), on_retry=self._count_retry)
+        except AuthError as refused:
+            if not self._may_refresh(refused.status, state):
+                raise
+        # The access token expired (or was revoked): trade for a new one once, then repeat
+        # this call once. A refused trade, or a second 401, stops the run.
+        assert self._tokens is not None
+        state.refreshed = True
+        try:
+            await self._tokens.refresh(state.token_generation)
+        except AuthError as exc:
+            self._scrub(exc)
+            gate = send_gate.get()
+            if gate is not None:
+                gate.close(str(exc))
+            raise
         return await self._policy.call(lambda: self._attempt(*args), on_retry=self._count_retry)
+
+    def _may_refresh(self, status: int | None, state: CallState) -> bool:
+        return self._tokens is not None and status == 401 and not state.refreshed
 
     def _count_retry(self, _state: RetryCallState) -> None:
         self._limiter.note_retry()
@@ -180,9 +208,26 @@ class Caller:
             limiter.release()
             gate.check(self.target, operation)
         state.attempts += 1
+        authorization = None
+        if self._tokens is not None:
+            try:
+                state.token_generation, authorization = await self._tokens.header()
+            except BaseException as exc:
+                limiter.release()
+                if isinstance(exc, AuthError):
+                    self._scrub(exc)
+                    state.refreshed = True  # the first trade was refused: nothing to retry
+                    if gate is not None:
+                        gate.close(str(exc))
+                raise
         request_id = os.urandom(16).hex()  # 128 random bits, as uuid4 (which costs 6x)
         request = self._session.build_request(
-            method, path, params=params, content=content, request_id=request_id
+            method,
+            path,
+            params=params,
+            content=content,
+            request_id=request_id,
+            authorization=authorization,
         )
         started_at = datetime.now(UTC)
         t0 = time.perf_counter()
@@ -227,7 +272,8 @@ class Caller:
         if failure is not None:
             self._scrub(failure)
             code = failure.code
-            if gate is not None and isinstance(failure, FatalError):
+            refreshable = self._may_refresh(failure.status, state)
+            if gate is not None and isinstance(failure, FatalError) and not refreshable:
                 # Closed before any other task runs: none sends after the provider refused us.
                 gate.close(str(failure))
         elif unanswered is not None:
@@ -252,7 +298,8 @@ class Caller:
         raise settle(failure, idempotent=idempotent, may_have_acted=may_have_acted) from unanswered
 
     def _scrub(self, error: ProviderError) -> None:
-        for secret in self._secrets:
+        held = self._tokens.secrets() if self._tokens is not None else ()
+        for secret in (*self._secrets, *held):
             if secret in error.message:
                 error.message = error.message.replace(secret, "**********")
                 error.args = (error.message,)

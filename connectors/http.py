@@ -241,11 +241,15 @@ class HttpSession:
         params: Mapping[str, str | int] | None = None,
         content: bytes | None = None,
         request_id: str,
+        authorization: str | None = None,
     ) -> httpx.Request:
         """A request for ``base_url + path`` (``path`` already escaped, see
-        :func:`path_segment`), with the default headers and an ``X-Request-Id``."""
+        :func:`path_segment`), with the default headers and an ``X-Request-Id``
+        (and ``authorization``, for a credential that changes: an OAuth access token)."""
         url = self._url(path, urlencode(params) if params else None)
         headers = [*self._raw_headers, (b"x-request-id", request_id.encode("ascii"))]
+        if authorization is not None:
+            headers.append((b"authorization", authorization.encode("latin-1")))
         if content is not None:
             headers.append((b"content-type", b"application/json"))
         return httpx.Request(

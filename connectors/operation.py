@@ -28,6 +28,8 @@ class Operation(StrEnum):
     the name calls of earlier versions carry: existing audit queries keep finding them."""
     LIST_INSTRUMENTS = "list_instruments"
     DEACTIVATE_INSTRUMENT = "deactivate_instrument"
+    REFRESH_TOKEN = "refresh_token"
+    """An OAuth2 refresh at the token endpoint (:mod:`connectors.oauth`)."""
     CONFIGURE = "configure"
     """Not a call: a client refused its settings (base URL, credentials, entity)."""
     ANY = "any"

@@ -22,7 +22,7 @@ from connectors.secret import Secret
 from pipelines.settings import Settings, SettingsError
 
 
-async def _from_block(name: str) -> Secret | None:
+async def read_secret_block(name: str) -> Secret | None:
     """Read a Prefect Secret block, or ``None`` when there is none (or no Prefect API to ask)."""
     try:
         from prefect.blocks.system import Secret as SecretBlock
@@ -45,7 +45,7 @@ async def with_secret_blocks(settings: Settings, target: str) -> Settings:
     found: dict[str, Secret | None] = {}
     for setting in provider.settings:
         if setting.secret_block and current.get(setting.name) is None:
-            found[setting.name] = await _from_block(setting.secret_block)
+            found[setting.name] = await read_secret_block(setting.secret_block)
     return settings.with_provider(target, **found)
 
 

@@ -47,6 +47,10 @@ class Engine:
     publish: Callable[[Run, dict[str, Any]], Awaitable[None]]
     look_up: Callable[[Run], Awaitable[int]]
     """A migration's adoption look-ups, after the guards (:func:`pipelines.adopting.look_up`)."""
+    settings: Callable[[], Settings] | None = None
+    """The settings a run starts from; ``None``: :func:`load_settings` (the environment and
+    ``custsync.toml``). A fleet's child run starts from its tenant's
+    (:mod:`pipelines.tenant_run`)."""
 
 
 async def run_stages(spec: RunSpec, engine: Engine) -> dict[str, Any]:
@@ -54,7 +58,8 @@ async def run_stages(spec: RunSpec, engine: Engine) -> dict[str, Any]:
     started = time.monotonic()
     logger = engine.logger()
     try:
-        run = Run.open(spec, engine.origin())
+        base = engine.settings() if engine.settings is not None else None
+        run = Run.open(spec, engine.origin(), base)
     except (SettingsError, ExtractError, StateError, OSError, duckdb.Error) as exc:
         # Nothing could be recorded: the state file itself is unusable.
         return Run.unrecorded_summary(spec, exc, started)
@@ -64,8 +69,8 @@ async def run_stages(spec: RunSpec, engine: Engine) -> dict[str, Any]:
         return crashed_before_start(spec, exc, started)
     try:
         if spec.calls_provider:  # a real run, or a migration's dry run (its look-ups)
-            run.settings = await engine.secrets(run.settings, spec.target)
             with run.stop_on_error():
+                run.settings = await engine.secrets(run.settings, spec.target)
                 run.connector()  # no credentials: stop now, before reading anything
         if not spec.dry_run and not run.stopped:
             settled = await engine.recover(run)

@@ -80,10 +80,11 @@ class Run:
     # -- life cycle -------------------------------------------------------------------------------
 
     @classmethod
-    def open(cls, spec: RunSpec, origin: Origin | None = None) -> Run:
-        """Load settings, open the state store and record the run's start: who and what
-        (:mod:`pipelines.provenance`; ``origin`` is the Prefect flow run, when there is one)."""
-        settings = load_settings().with_overrides(
+    def open(cls, spec: RunSpec, origin: Origin | None = None, base: Settings | None = None) -> Run:
+        """Load settings (or start from ``base``), open the state store and record the run's
+        start: who and what (:mod:`pipelines.provenance`; ``origin`` is the Prefect flow run,
+        when there is one)."""
+        settings = (base if base is not None else load_settings()).with_overrides(
             state=Path(spec.state) if spec.state else None,
             rate_limit=spec.rate_limit,
             concurrency=spec.concurrency,

@@ -121,6 +121,27 @@ class SandboxAdmin:
         result: dict[str, int] = self._call("POST", "/_sandbox/generate", json=body)
         return result
 
+    def seed_oauth(
+        self,
+        *,
+        clients: list[dict[str, str]] | None = None,
+        refresh_tokens: list[dict[str, str]] | None = None,
+        api_keys: list[dict[str, str]] | None = None,
+    ) -> dict[str, int]:
+        """Register SumUp OAuth clients, merchants' refresh tokens and merchants' API keys."""
+        body = {
+            "clients": clients or [],
+            "refresh_tokens": refresh_tokens or [],
+            "api_keys": api_keys or [],
+        }
+        result: dict[str, int] = self._call("POST", "/_sandbox/oauth", json=body)
+        return result
+
+    def expire_tokens(self) -> int:
+        """Expire every SumUp access token issued so far; how many there were."""
+        result: dict[str, int] = self._call("POST", "/_sandbox/oauth/expire")
+        return result["expired"]
+
 
 class AsyncSandboxAdmin:
     """The async twin of :class:`SandboxAdmin` (the same methods, awaited)."""

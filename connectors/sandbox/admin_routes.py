@@ -97,6 +97,13 @@ def state(app: SandboxApp, req: Request) -> Response:
         "sumup": {
             "customers": [orjson.Fragment(r.to_json()) for r in store.sumup.customers.values()],
             "instruments": store.sumup.instruments,
+            "merchants": {
+                name: {
+                    "customers": [orjson.Fragment(r.to_json()) for r in account.customers.values()],
+                    "instruments": account.instruments,
+                }
+                for name, account in store.merchants.items()
+            },
         },
     }
     return json_response(200, payload)
@@ -290,6 +297,22 @@ def generate(app: SandboxApp, req: Request) -> Response:
     return json_response(200, made)
 
 
+def seed_oauth(app: SandboxApp, req: Request) -> Response:
+    """``POST /_sandbox/oauth``: register OAuth clients, merchants' refresh tokens and
+    merchants' API keys: ``{"clients": [{client_id, client_secret}], "refresh_tokens":
+    [{refresh_token, client_id, merchant}], "api_keys": [{api_key, merchant}]}``."""
+    try:
+        registered = app.state.oauth.seed(parse_json(req.body))
+    except (BodyError, ValueError) as exc:
+        return _error(400, str(exc))
+    return json_response(200, registered)
+
+
+def expire_tokens(app: SandboxApp, req: Request) -> Response:
+    """``POST /_sandbox/oauth/expire``: every access token issued so far expires now."""
+    return json_response(200, {"expired": app.state.oauth.expire()})
+
+
 ROUTES: tuple[tuple[str, Mapping[str, AdminHandler]], ...] = (
     ("/_sandbox/health", {"GET": health}),
     ("/_sandbox/reset", {"POST": reset}),
@@ -300,4 +323,6 @@ ROUTES: tuple[tuple[str, Mapping[str, AdminHandler]], ...] = (
     ("/_sandbox/seed/sumup", {"POST": seed_sumup}),
     ("/_sandbox/sumup/customers/{customer_id}/payment-instruments", {"POST": seed_instruments}),
     ("/_sandbox/generate", {"POST": generate}),
+    ("/_sandbox/oauth", {"POST": seed_oauth}),
+    ("/_sandbox/oauth/expire", {"POST": expire_tokens}),
 )

@@ -88,6 +88,7 @@ ROUTES = (
         "/v0.1/customers/{customer_id}/payment-instruments/{token}",
         {"DELETE": sumup.deactivate_instrument},
     ),
+    _route("oauth", "/token", {"POST": lambda app, req: app.token(req)}),
     *(_route("admin", template, handlers) for template, handlers in admin_routes.ROUTES),
 )
 
@@ -125,6 +126,10 @@ class SandboxApp:
         self.state.clear()
         self.counters.clear()
 
+    def token(self, request: Request) -> Response:
+        """``POST /token``: SumUp's OAuth2 refresh grant (:mod:`connectors.sandbox.oauth`)."""
+        return self.state.oauth.token(request, self.config.oauth_token_lifetime_s)
+
     def match(self, path: str) -> tuple[Route, tuple[str, ...]] | None:
         """The route for a raw (still percent-encoded) path and its decoded parameters."""
         parts = path.split("/")[1:]
@@ -159,6 +164,12 @@ class SandboxApp:
         route, params = found
         request = Request(method, path, params, scope.get("query_string", b""), scope["headers"])
         handler = route.handlers.get(method)
+        if route.api == "oauth" and handler is not None:
+            # The token endpoint: no bearer credential (the client authenticates in the
+            # form), counted, never rate limited or faulted.
+            request.body = await read_body(receive)
+            await self._finish(send, f"{method} {route.template}", handler(self, request))
+            return
         if route.api == "admin":
             if handler is None:
                 response = method_not_allowed(path, sorted(route.handlers))
@@ -189,7 +200,7 @@ class SandboxApp:
         if delay > 0:
             await asyncio.sleep(delay)
         is_verifone = route.api == "verifone"
-        who = _identify(self.state.config, is_verifone, request)
+        who = _identify(self.state, is_verifone, request)
         if isinstance(who, Response):
             await self._finish(send, key, who)
             return
@@ -222,7 +233,8 @@ class SandboxApp:
         await self._finish(send, key, _server_error(verifone, status))
 
 
-def _identify(config: SandboxConfig, is_verifone: bool, request: Request) -> Principal | Response:
+def _identify(state: SandboxState, is_verifone: bool, request: Request) -> Principal | Response:
+    config = state.config
     header = request.header(b"authorization")
     if is_verifone:
         who = verifone_principal(config, header)
@@ -233,7 +245,7 @@ def _identify(config: SandboxConfig, is_verifone: bool, request: Request) -> Pri
             )
             return response
         return who
-    who = sumup_principal(config, header)
+    who = sumup_principal(config, header, state.oauth)
     if who is None:
         response = sumup_unauthorized()
         response.headers.append((b"www-authenticate", b'Bearer realm="sumup"'))

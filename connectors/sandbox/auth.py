@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from secrets import compare_digest
 
 from connectors.sandbox.config import SandboxConfig
+from connectors.sandbox.oauth import OAuthRegistry
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,6 +26,8 @@ class Principal:
     """Verifone entities this credential may touch (``None``: any)."""
     read: bool = True
     write: bool = True
+    merchant: str | None = None
+    """The SumUp merchant whose account the credential reaches (``None``: the sandbox's own)."""
 
     def may_use(self, entity_id: str) -> bool:
         """Whether this credential may act on ``entity_id``."""
@@ -71,12 +74,19 @@ def verifone_principal(config: SandboxConfig, header: bytes | None) -> Principal
     return None
 
 
-def sumup_principal(config: SandboxConfig, header: bytes | None) -> Principal | None:
-    """The caller behind a SumUp ``Authorization`` header, or ``None`` (401)."""
+def sumup_principal(
+    config: SandboxConfig, header: bytes | None, oauth: OAuthRegistry | None = None
+) -> Principal | None:
+    """The caller behind a SumUp ``Authorization`` header, or ``None`` (401): the sandbox's
+    API keys, or a merchant's live access token or API key (``oauth``)."""
     parsed = _scheme(header)
     if parsed is None or parsed[0] != "bearer":
         return None
     key = parsed[1]
+    if oauth is not None:
+        merchant = oauth.merchant(key)
+        if merchant is not None:
+            return Principal(f"sumup:merchant:{merchant}", merchant=merchant)
     if _same(key, config.sumup_api_key):
         return Principal("sumup:key")
     if _same(key, config.sumup_readonly_api_key):

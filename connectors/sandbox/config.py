@@ -57,12 +57,16 @@ class SandboxConfig:
     """A SumUp key without the write scope: reads work, writes get 403."""
     sumup_forbidden_api_key: str = "sup_sk_sandbox_forbidden"
     """A SumUp key without the customer scopes: every call gets 403."""
+    oauth_token_lifetime_s: float = 3600.0
+    """How long an access token from ``POST /token`` is accepted (SumUp's: an hour)."""
 
     def __post_init__(self) -> None:
         if self.rate_limit is not None and not self.rate_limit > 0:
             raise ConfigError(f"rate_limit must be > 0 or None, not {self.rate_limit!r}")
         if self.burst < 1:
             raise ConfigError(f"burst must be >= 1, not {self.burst!r}")
+        if not self.oauth_token_lifetime_s >= 0:
+            raise ConfigError("oauth_token_lifetime_s must be >= 0")
         if self.latency_ms < 0 or self.jitter_ms < 0:
             raise ConfigError("latency_ms and jitter_ms must be >= 0")
         if not 0.0 <= self.fault_rate <= 1.0:

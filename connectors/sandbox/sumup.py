@@ -2,7 +2,8 @@
 
 Create answers 201 (409 ``CUSTOMER_ALREADY_EXISTS`` for a taken id); update overwrites only
 the fields it is given; deactivating an instrument answers 204 and the instrument stays
-listed with ``active: false``. There is no customer list and no customer delete.
+listed with ``active: false``. There is no customer list and no customer delete. A
+merchant's credential reaches that merchant's own account (:meth:`SandboxState.sumup_of`).
 """
 
 from __future__ import annotations
@@ -29,19 +30,19 @@ def create_customer(state: SandboxState, req: Request, who: Principal) -> Respon
         return sumup_invalid("body", f"Validation error: {exc}")
     except SumUpInvalid as exc:
         return sumup_invalid(exc.param, exc.message)
-    record = state.sumup.create(customer_id, details)
+    record = state.sumup_of(who.merchant).create(customer_id, details)
     if record is None:
         return sumup_error(409, "CUSTOMER_ALREADY_EXISTS", "Customer already exists")
     return Response(201, record.to_json())
 
 
-def _customer(state: SandboxState, req: Request) -> SRecord | None:
-    return state.sumup.customers.get(req.params[0])
+def _customer(state: SandboxState, req: Request, who: Principal) -> SRecord | None:
+    return state.sumup_of(who.merchant).customers.get(req.params[0])
 
 
 def get_customer(state: SandboxState, req: Request, who: Principal) -> Response:
     """``GET /v0.1/customers/{customer_id}``."""
-    record = _customer(state, req)
+    record = _customer(state, req, who)
     if record is None:
         return sumup_not_found()
     return Response(200, record.to_json())
@@ -53,7 +54,7 @@ def update_customer(state: SandboxState, req: Request, who: Principal) -> Respon
     The published operation lists no 400, yet an unusable body must be refused: it gets
     the create operation's documented 400 shape (``ErrorExtended``).
     """
-    record = _customer(state, req)
+    record = _customer(state, req, who)
     if record is None:
         return sumup_not_found()
     try:
@@ -62,22 +63,23 @@ def update_customer(state: SandboxState, req: Request, who: Principal) -> Respon
         return sumup_invalid("body", f"Validation error: {exc}")
     except SumUpInvalid as exc:
         return sumup_invalid(exc.param, exc.message)
-    return Response(200, state.sumup.update(record, patch).to_json())
+    return Response(200, state.sumup_of(who.merchant).update(record, patch).to_json())
 
 
 def list_instruments(state: SandboxState, req: Request, who: Principal) -> Response:
     """``GET /v0.1/customers/{customer_id}/payment-instruments`` → a bare array."""
-    if _customer(state, req) is None:
+    if _customer(state, req, who) is None:
         return sumup_not_found()
-    return Response(200, orjson.dumps(state.sumup.instruments.get(req.params[0], [])))
+    instruments = state.sumup_of(who.merchant).instruments.get(req.params[0], [])
+    return Response(200, orjson.dumps(instruments))
 
 
 def deactivate_instrument(state: SandboxState, req: Request, who: Principal) -> Response:
     """``DELETE …/payment-instruments/{token}`` → 204; 400 if already inactive."""
-    if _customer(state, req) is None:
+    if _customer(state, req, who) is None:
         return sumup_not_found()
     token = req.params[1]
-    for instrument in state.sumup.instruments.get(req.params[0], []):
+    for instrument in state.sumup_of(who.merchant).instruments.get(req.params[0], []):
         if instrument.get("token") == token:
             if not instrument.get("active", True):
                 return sumup_error(

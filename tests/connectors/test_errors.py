@@ -69,6 +69,7 @@ def test_operation_values_are_the_strings_the_call_log_already_holds() -> None:
         "reconcile",
         "list_instruments",
         "deactivate_instrument",
+        "refresh_token",
         "configure",
         "any",
     }

@@ -16,6 +16,7 @@ import polars_hash as plh
 
 from connectors.config import ClientConfig
 from connectors.http import OnCall
+from connectors.oauth import OAuthCredentials
 from connectors.providers.base import (
     SANDBOX_URL,
     MissingCredentials,
@@ -94,6 +95,20 @@ SETTINGS = (
         secret_block="custsync-sumup-api-key",
         help="API key (the sandbox accepts 'sup_sk_sandbox').",
     ),
+    ProviderSetting(
+        "refresh_token",
+        secret=True,
+        secret_block="custsync-sumup-refresh-token",
+        help="OAuth2 refresh token a merchant granted (instead of api_key; with client_id "
+        "and client_secret).",
+    ),
+    ProviderSetting("client_id", help="The platform's OAuth2 client id."),
+    ProviderSetting(
+        "client_secret",
+        secret=True,
+        secret_block="custsync-sumup-client-secret",
+        help="The platform's OAuth2 client secret.",
+    ),
 )
 
 
@@ -103,15 +118,34 @@ def connect(
     transport: httpx.AsyncBaseTransport | None,
     on_call: OnCall | None,
 ) -> SumUpClient:
-    """A :class:`SumUpClient` from the settings' API key."""
+    """A :class:`SumUpClient` from the settings' API key or, without one, their OAuth2
+    refresh token (with the platform's client id and secret)."""
     key = settings.secret("api_key")
-    if key is None:
+    refresh = settings.secret("refresh_token")
+    oauth = None
+    if key is None and refresh is not None:
+        client_id = settings.text("client_id")
+        client_secret = settings.secret("client_secret")
+        if not client_id or client_secret is None:
+            raise MissingCredentials(
+                "a SumUp refresh token needs the OAuth client: set CUSTSYNC_SUMUP_CLIENT_ID "
+                "and CUSTSYNC_SUMUP_CLIENT_SECRET (or the Secret block "
+                "'custsync-sumup-client-secret')"
+            )
+        oauth = OAuthCredentials(client_id, client_secret, refresh)
+    elif key is None:
         raise MissingCredentials(
             "no SumUp credentials: set CUSTSYNC_SUMUP_API_KEY or a Prefect Secret block "
-            "'custsync-sumup-api-key' (the sandbox accepts 'sup_sk_sandbox')"
+            "'custsync-sumup-api-key' (the sandbox accepts 'sup_sk_sandbox'), or an OAuth "
+            "refresh token (CUSTSYNC_SUMUP_REFRESH_TOKEN)"
         )
     return SumUpClient(
-        settings.base_url, api_key=key, config=config, transport=transport, on_call=on_call
+        settings.base_url,
+        api_key=key,
+        oauth=oauth,
+        config=config,
+        transport=transport,
+        on_call=on_call,
     )
 
 

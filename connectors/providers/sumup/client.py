@@ -18,6 +18,7 @@ from connectors.caller import CallState, json_body
 from connectors.config import ClientConfig
 from connectors.errors import ConfigError, NotSupported, RecordRejected
 from connectors.http import OnCall, path_segment
+from connectors.oauth import OAuthCredentials
 from connectors.operation import Operation
 from connectors.protocol import Capabilities, CloseResult, CreateResult, OwnedHook
 from connectors.providers.sumup.classify import classify_sumup
@@ -30,7 +31,9 @@ INSTRUMENT = "/v0.1/customers/{customer_id}/payment-instruments/{token}"
 
 
 class SumUpClient(BaseClient):
-    """Customers of the merchant that owns ``api_key`` (sent as ``Authorization: Bearer``).
+    """Customers of the merchant that owns ``api_key`` (sent as ``Authorization: Bearer``),
+    or that granted ``oauth`` (a refresh token traded for short-lived access tokens,
+    :mod:`connectors.oauth`).
 
     Use as ``async with SumUpClient(...) as client:``.
     """
@@ -44,25 +47,29 @@ class SumUpClient(BaseClient):
         self,
         base_url: str,
         *,
-        api_key: Secret,
+        api_key: Secret | None = None,
+        oauth: OAuthCredentials | None = None,
         config: ClientConfig = ClientConfig(),  # noqa: B008 (frozen, shared safely)
         transport: httpx.AsyncBaseTransport | None = None,
         on_call: OnCall | None = None,
     ) -> None:
-        if not isinstance(api_key, Secret):
+        if api_key is not None and not isinstance(api_key, Secret):
             raise TypeError("api_key must be a connectors.secret.Secret")
-        if not api_key:
+        if not api_key and oauth is None:
             raise ConfigError(
-                "SumUp needs an api_key", provider=self.target, operation=Operation.CONFIGURE
+                "SumUp needs an api_key or an OAuth refresh token",
+                provider=self.target,
+                operation=Operation.CONFIGURE,
             )
         super().__init__(
             base_url,
-            auth_header=f"Bearer {api_key.reveal()}",
-            secrets=(api_key.reveal(),),
+            auth_header=f"Bearer {api_key.reveal()}" if api_key else None,
+            secrets=(api_key.reveal(),) if api_key else (),
             classify=classify_sumup,
             config=config,
             transport=transport,
             on_call=on_call,
+            oauth=None if api_key else oauth,
         )
 
     async def create(

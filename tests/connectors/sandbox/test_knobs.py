@@ -177,12 +177,17 @@ def test_reset_really_resets(sb: SandboxServer, client: httpx.Client) -> None:
     client.post("/v2/customer", json=person(), headers=VERIFONE)
     client.post("/v0.1/customers", json={"customer_id": "c"}, headers=SUMUP)
     sb.admin.seed_instruments("c", 2)
+    sb.admin.seed_oauth(api_keys=[{"api_key": "sup_sk_m1", "merchant": "m1"}])
+    merchant = {"authorization": "Bearer sup_sk_m1"}
+    assert client.post("/v0.1/customers", json={"customer_id": "c"}, headers=merchant).is_success
+    assert len(sb.admin.state()["sumup"]["merchants"]["m1"]["customers"]) == 1
     sb.admin.reset()
     assert sb.admin.state() == {
         "verifone": {"customers": []},
-        "sumup": {"customers": [], "instruments": {}},
+        "sumup": {"customers": [], "instruments": {}, "merchants": {}},
     }
     assert sb.admin.counters() == {"total": 0, "by_route": {}, "faults": {}}
+    assert client.get("/v0.1/customers/c", headers=merchant).status_code == 401  # key forgotten
     assert sb.admin.config()["rate_limit"] == 1000, "config is kept"
     sb.admin.reset(config=True)
     assert sb.admin.config()["rate_limit"] is None, "unless asked"

@@ -1,0 +1,335 @@
+"""The tenants file: the merchants of a payment platform, each with its own credentials.
+
+A platform holds many merchants ("tenants"), each with its own provider account and its own
+customer extract. The tenants file (TOML) lists them::
+
+    state_dir = "state"                  # optional; per tenant and target one DuckDB file
+
+    [defaults]                           # optional; what a tenant leaves unset
+    mode = "upsert"
+    rate_limit = 5
+
+    [defaults.sumup]                     # settings every tenant's [tenants.sumup] inherits
+    client_id = "cc_platform"            # (the platform's OAuth application)
+    client_secret = "PLATFORM_SUMUP_CLIENT_SECRET"
+
+    [[tenants]]
+    id = "acme"
+    extract = "landing/acme/*.csv"       # a file, a glob, or a list of them
+    mode = "mirror"
+    rate_limit = 10                      # requests/s for this tenant (0 = no limit)
+
+    [tenants.sumup]                      # one table per target: its provider's settings
+    api_key = "ACME_SUMUP_API_KEY"       # a secret setting: an environment variable's NAME
+
+    [tenants.verifone]
+    token = "block:acme-verifone-token"  # ... or a Prefect Secret block's name
+    entity_id = "8f6a0c55-…"             # a plain setting: its value
+
+Secret settings (those a provider declares ``secret=True``) hold a *reference*, never the
+secret itself; a value that is not a reference is refused, and the error never repeats it.
+Relative paths are relative to the tenants file. Every error names the file, the tenant and
+the field (:class:`TenantsError`, CLI exit code 2).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any, Literal, cast
+
+from connectors.providers.registry import UnknownProvider, get_provider, provider_names
+from transforms.schema import MODES, Mode
+
+TENANT_ID = re.compile(r"[a-z0-9][a-z0-9_-]{0,62}")
+"""Tenant ids: lower-case letters, digits, ``-`` and ``_`` (they name files and limits)."""
+ENV_NAME = re.compile(r"[A-Z_][A-Z0-9_]*")
+"""An environment variable's name, as a credential reference."""
+BLOCK_NAME = re.compile(r"[a-z0-9][a-z0-9-]*")
+"""A Prefect block's name (Prefect's own slug rule), after ``block:``."""
+BLOCK_PREFIX = "block:"
+DEFAULT_MODE: Mode = "upsert"
+DEFAULT_STATE_DIR = "state"
+
+_TOP_KEYS = frozenset({"state_dir", "defaults", "tenants"})
+_DEFAULT_KEYS = frozenset({"mode", "rate_limit"})
+"""Besides these, ``[defaults.<target>]`` holds settings every tenant's target table
+inherits (the platform's OAuth client, a base URL)."""
+_TENANT_KEYS = frozenset({"id", "extract", "mode", "rate_limit", "mapping"})
+
+
+class TenantsError(ValueError):
+    """The tenants file is unusable; the message names the file, tenant and field."""
+
+    def __init__(
+        self, path: Path, problem: str, tenant: str | None = None, field: str = ""
+    ) -> None:
+        where = [str(path)]
+        if tenant is not None:
+            where.append(f"tenant {tenant}")
+        if field:
+            where.append(field)
+        super().__init__(f"{': '.join(where)}: {problem}")
+        self.path = path
+        self.tenant = tenant
+        self.field = field
+
+
+@dataclass(frozen=True)
+class CredentialRef:
+    """Where a secret is found at run time: an environment variable or a Prefect Secret block.
+
+    Holds the name only; the value is read by the child run that uses it
+    (:func:`pipelines.fleet_run.resolve_credentials`), never carried in parameters.
+    """
+
+    kind: Literal["env", "block"]
+    name: str
+
+    def __str__(self) -> str:
+        return self.name if self.kind == "env" else f"{BLOCK_PREFIX}{self.name}"
+
+
+def parse_reference(value: str) -> CredentialRef | None:
+    """The reference ``value`` spells (``NAME`` or ``block:<name>``), or ``None``."""
+    if value.startswith(BLOCK_PREFIX):
+        name = value.removeprefix(BLOCK_PREFIX)
+        return CredentialRef("block", name) if BLOCK_NAME.fullmatch(name) else None
+    return CredentialRef("env", value) if ENV_NAME.fullmatch(value) else None
+
+
+@dataclass(frozen=True)
+class TargetConfig:
+    """One tenant's account at one provider: plain settings and credential references."""
+
+    target: str
+    settings: Mapping[str, str]
+    """Plain provider settings by name (``entity_id``, ``base_url``, ``user``...)."""
+    credentials: Mapping[str, CredentialRef]
+    """Secret provider settings by name (``api_key``, ``token``, ``refresh_token``...)."""
+    inherited: frozenset[str] = frozenset()
+    """Settings that came from ``[defaults.<target>]`` rather than the tenant's own table."""
+
+
+@dataclass(frozen=True)
+class Tenant:
+    """One merchant of the platform."""
+
+    id: str
+    extract: tuple[str, ...]
+    """Extract files or globs, absolute (relative ones were resolved against the file)."""
+    targets: Mapping[str, TargetConfig]
+    """Target name → its configuration, in file order."""
+    mode: Mode
+    rate_limit: float | None
+    """Requests/s for this tenant's runs (``0``: no client-side limit; ``None``: adaptive)."""
+    mapping: str | None = None
+
+
+@dataclass(frozen=True)
+class TenantsFile:
+    """A validated tenants file."""
+
+    path: Path
+    state_dir: Path
+    """Where each tenant and target's DuckDB file lives (absolute)."""
+    tenants: tuple[Tenant, ...]
+
+    def tenant(self, tenant_id: str) -> Tenant:
+        """The tenant ``tenant_id``; :class:`TenantsError` if the file has none."""
+        for tenant in self.tenants:
+            if tenant.id == tenant_id:
+                return tenant
+        raise TenantsError(self.path, "no such tenant", tenant_id)
+
+    def runs(self) -> tuple[tuple[Tenant, str], ...]:
+        """Every (tenant, target) pair, in file order: one child run each."""
+        return tuple((t, target) for t in self.tenants for target in t.targets)
+
+    def state_file(self, tenant_id: str, target: str) -> Path:
+        """``<state_dir>/<tenant>-<target>.duckdb``: one writer per file, one file per run."""
+        return self.state_dir / f"{tenant_id}-{target}.duckdb"
+
+
+def load_tenants(path: Path | str) -> TenantsFile:
+    """Read and validate the tenants file at ``path``."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise TenantsError(path, f"cannot read: {exc.__class__.__name__}") from None
+    return parse_tenants(text, path)
+
+
+def parse_tenants(text: str, path: Path) -> TenantsFile:
+    """Validate the TOML ``text`` of the tenants file at ``path`` (for relative paths)."""
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise TenantsError(path, f"not valid TOML: {exc}") from None
+    _no_unknown(path, data, _TOP_KEYS, None, "")
+    base = path.parent.absolute()
+    state_dir = base / _text(path, data.get("state_dir", DEFAULT_STATE_DIR), None, "state_dir")
+    defaults = data.get("defaults", {})
+    if not isinstance(defaults, dict):
+        raise TenantsError(path, "must be a table", None, "defaults")
+    names = provider_names()
+    _no_unknown(path, defaults, _DEFAULT_KEYS | set(names), None, "defaults.")
+    inherited: dict[str, dict[str, Any]] = {}
+    for name in names:
+        table = defaults.get(name, {})
+        if not isinstance(table, dict):
+            raise TenantsError(path, "must be a table", None, f"defaults.{name}")
+        _target(path, table, None, name, "defaults.")  # validated once, here
+        inherited[name] = table
+    default_mode = _mode(path, defaults.get("mode", DEFAULT_MODE), None, "defaults.mode")
+    default_rate = _rate(path, defaults.get("rate_limit"), None, "defaults.rate_limit")
+    entries = data.get("tenants")
+    if not isinstance(entries, list) or not entries:
+        raise TenantsError(path, "list at least one [[tenants]] entry", None, "tenants")
+    tenants: list[Tenant] = []
+    seen: set[str] = set()
+    for index, entry in enumerate(entries):
+        tenant = _tenant(path, base, entry, index, default_mode, default_rate, inherited)
+        if tenant.id in seen:
+            raise TenantsError(path, "duplicate tenant id", tenant.id, "id")
+        seen.add(tenant.id)
+        tenants.append(tenant)
+    return TenantsFile(path=path, state_dir=state_dir, tenants=tuple(tenants))
+
+
+def _tenant(
+    path: Path,
+    base: Path,
+    entry: Any,
+    index: int,
+    default_mode: Mode,
+    default_rate: float | None,
+    inherited: Mapping[str, Mapping[str, Any]],
+) -> Tenant:
+    label = f"#{index + 1}"
+    if not isinstance(entry, dict):
+        raise TenantsError(path, "must be a table", label)
+    raw_id = entry.get("id")
+    if raw_id is None:
+        raise TenantsError(path, "missing", label, "id")
+    if not isinstance(raw_id, str) or not TENANT_ID.fullmatch(raw_id):
+        raise TenantsError(
+            path, "use 1-63 lower-case letters, digits, '-' or '_' (starting alnum)", label, "id"
+        )
+    tid = raw_id
+    names = provider_names()
+    unknown = sorted(set(entry) - _TENANT_KEYS - set(names))
+    for key in unknown:
+        if isinstance(entry[key], dict):
+            raise TenantsError(path, f"unknown target: choose {' or '.join(names)}", tid, key)
+        raise TenantsError(path, "unknown key", tid, key)
+    if "extract" not in entry:
+        raise TenantsError(path, "missing", tid, "extract")
+    extract = _extract(path, base, entry["extract"], tid)
+    mapping = entry.get("mapping")
+    if mapping is not None:
+        mapping = str(base / _text(path, mapping, tid, "mapping"))
+    targets = {}
+    for name in names:
+        if name in entry:
+            table = entry[name]
+            given = inherited.get(name, {})
+            if isinstance(table, dict):
+                table = {**given, **table}
+            config = _target(path, table, tid, name)
+            own = entry[name] if isinstance(entry[name], dict) else {}
+            targets[name] = replace(config, inherited=frozenset(set(given) - set(own)))
+    if not targets:
+        raise TenantsError(
+            path, f"give at least one target table ([tenants.{names[0]}]...)", tid, "targets"
+        )
+    return Tenant(
+        id=tid,
+        extract=extract,
+        targets=targets,
+        mode=_mode(path, entry.get("mode", default_mode), tid, "mode"),
+        rate_limit=_rate(path, entry.get("rate_limit", default_rate), tid, "rate_limit"),
+        mapping=mapping,
+    )
+
+
+def _target(
+    path: Path, table: Any, tenant: str | None, name: str, prefix: str = ""
+) -> TargetConfig:
+    if not isinstance(table, dict):
+        raise TenantsError(
+            path, "must be a table of the provider's settings", tenant, f"{prefix}{name}"
+        )
+    try:
+        provider = get_provider(name)
+    except UnknownProvider as exc:  # pragma: no cover - names came from the registry
+        raise TenantsError(path, str(exc), tenant, name) from None
+    declared = {s.name: s for s in provider.settings}
+    settings: dict[str, str] = {}
+    credentials: dict[str, CredentialRef] = {}
+    for key, value in table.items():
+        field = f"{prefix}{name}.{key}"
+        setting = declared.get(key)
+        if setting is None:
+            choices = ", ".join(sorted(declared))
+            raise TenantsError(path, f"unknown setting (choose from {choices})", tenant, field)
+        if not isinstance(value, str) or not value.strip():
+            raise TenantsError(path, "must be a non-empty string", tenant, field)
+        if not setting.secret:
+            settings[key] = value
+            continue
+        reference = parse_reference(value)
+        if reference is None:
+            # Never repeat the value: it may be the secret itself.
+            raise TenantsError(
+                path,
+                "must be a reference to the secret, not the secret: an environment "
+                "variable's name (e.g. ACME_SUMUP_API_KEY) or block:<prefect-secret-block>",
+                tenant,
+                field,
+            )
+        credentials[key] = reference
+    return TargetConfig(target=name, settings=settings, credentials=credentials)
+
+
+def _extract(path: Path, base: Path, value: Any, tenant: str) -> tuple[str, ...]:
+    items = [value] if isinstance(value, str) else value
+    if not isinstance(items, list) or not items:
+        raise TenantsError(path, "give a path or glob, or a list of them", tenant, "extract")
+    out: list[str] = []
+    for item in items:
+        text = _text(path, item, tenant, "extract")
+        out.append(str(base / text))  # an absolute text stays as it is
+    return tuple(out)
+
+
+def _text(path: Path, value: Any, tenant: str | None, field: str) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise TenantsError(path, "must be a non-empty string", tenant, field)
+    return value
+
+
+def _mode(path: Path, value: Any, tenant: str | None, field: str) -> Mode:
+    if value not in MODES:
+        raise TenantsError(path, f"choose {', '.join(MODES)}", tenant, field)
+    return cast(Mode, value)
+
+
+def _rate(path: Path, value: Any, tenant: str | None, field: str) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value < math.inf:
+        raise TenantsError(path, "must be a number >= 0 (0 = no limit)", tenant, field)
+    return float(value)
+
+
+def _no_unknown(
+    path: Path, table: dict[str, Any], known: frozenset[str], tenant: str | None, prefix: str
+) -> None:
+    for key in sorted(set(table) - known):
+        raise TenantsError(path, "unknown key", tenant, f"{prefix}{key}")
