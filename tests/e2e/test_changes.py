@@ -240,3 +240,19 @@ def test_sumup_changes_name_personal_details_paths_and_a_close_keeps_the_last_pa
     assert _rows(
         state, "SELECT DISTINCT action FROM changes WHERE run_id = ? ORDER BY 1", run_id
     ) == [("delete",), ("update",)]
+
+
+def test_a_report_of_changes_on_a_file_from_before_007_is_empty_and_leaves_it_alone(
+    sandbox: SandboxServer, tmp_path: Path
+) -> None:
+    from tests.pipelines.test_changes_store import _file_at_006
+
+    state = tmp_path / "old.duckdb"
+    _file_at_006(state)
+    for args in (("--run", "r0"), ()):
+        report = _cli(sandbox, state, "report", "--what", "changes", "--format", "csv", *args)
+        assert report.returncode == 0, report.stderr
+        assert report.stdout.splitlines()[0].startswith("run_id,target,plan_id,external_id")
+        assert len(report.stdout.splitlines()) == 1  # the header: no changes recorded then
+    with StateStore(state, read_only=True) as store:
+        assert store.schema_version == 6  # a report never migrates
