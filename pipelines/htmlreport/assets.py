@@ -77,6 +77,8 @@ SCRIPT = r"""
   filter.addEventListener("input", applyFilter);
 
   // The customer drill-down: history, and every field's before and after.
+  var CELL_CLASS = { before: "before mono wrap", after: "after mono wrap", message: "wrap",
+                     changed_fields: "wrap", drift_fields: "wrap" };
   var customers = data("customer-data");
   var input = byId("customer-input"), view = byId("customer-view");
   function table(headers, records, cls) {
@@ -90,12 +92,15 @@ SCRIPT = r"""
       var tr = body.insertRow();
       record.forEach(function (value, i) {
         var td = tr.insertCell();
-        td.textContent = value === null || value === undefined ? "" : String(value);
-        if (headers[i] === "before") { td.className = "before mono"; }
-        if (headers[i] === "after") { td.className = "after mono"; }
+        if (value === null || value === undefined) { value = ""; }
+        td.textContent = Array.isArray(value) ? value.join(", ") : String(value);
+        td.className = CELL_CLASS[headers[i]] || "";
       });
     });
-    return t;
+    var box = document.createElement("div");
+    box.className = "scroll";
+    box.appendChild(t);
+    return box;
   }
   function show(key) {
     view.textContent = "";

@@ -27,6 +27,8 @@ RECORDS_LIMIT = 5_000
 """Failed and rejected records listed at most (the newest runs'); the rest are counted."""
 HISTORY_LIMIT = 20_000
 """Customer-history rows embedded at most (the newest): each costs about 200 bytes."""
+CHANGES_LIMIT = 30_000
+"""Changed fields (before and after) embedded at most (the newest): about 150 bytes each."""
 
 _RUN_COLUMNS = (
     Column("started_at"), Column("run_id"), Column("flow"), Column("target"), Column("mode"),
@@ -45,7 +47,21 @@ _HISTORY_COLUMNS = (
     "drift_fields", "code", "message",
 )  # fmt: skip
 
-_CHANGE_COLUMNS = ("occurred_at", "run_id", "target", "action", "field", "before", "after", "why")
+_CHANGE_COLUMNS = (
+    "occurred_at", "run_id", "target", "action", "field", "before", "after", "why", "by",
+)  # fmt: skip
+_CHANGES_NOTE = (
+    "Every field custsync wrote. before: what the provider held (an update's look-up; a "
+    "delete's or close's last payload synced), empty for a create; after: what was sent, "
+    "empty for a delete. why: source (the extract changed it), remote_kept (edited at the "
+    "provider outside custsync, kept), drift (edited at the provider, and overwritten by the "
+    "extract's change). by: the run's operating-system user, host and Prefect deployment."
+)
+_NO_CHANGES_NOTE = (
+    "This state file is older than migration 007: it recorded no values before and after. "
+    "The history's changed_fields and drift_fields name the fields; open the file once with "
+    "this custsync (any sync) and later runs record them."
+)
 
 
 @dataclass(frozen=True)
@@ -76,28 +92,51 @@ class ReportFacts:
         }
 
 
-def _customer_data(history: pl.DataFrame) -> dict[str, Any]:
+def _by(row: dict[str, Any]) -> str:
+    who = "@".join(str(row[k]) for k in ("os_user", "host") if row.get(k))
+    deployment = row.get("prefect_deployment")
+    return f"{who} ({deployment})" if deployment else who
+
+
+def _customer_data(history: pl.DataFrame, changes: pl.DataFrame | None) -> dict[str, Any]:
+    """The drill-down's data: per key, its history rows and its changed fields, as lists in
+    the order of ``history_columns`` and ``changes_columns``."""
     records: dict[str, dict[str, list[list[Any]]]] = {}
+
+    def entry(key: str) -> dict[str, list[list[Any]]]:
+        return records.setdefault(key, {"history": [], "changes": []})
+
     for row in history.iter_rows(named=True):
-        entry = records.setdefault(row["external_id"], {"history": [], "changes": []})
         row["code"] = row["error_code"]
-        entry["history"].append([text(row[c]) if c.endswith("_at") else row[c]
-                                 for c in _HISTORY_COLUMNS])  # fmt: skip
+        entry(row["external_id"])["history"].append(
+            [text(row[c]) if c.endswith("_at") else row[c] for c in _HISTORY_COLUMNS]
+        )
+    for row in () if changes is None else changes.iter_rows(named=True):
+        row["by"] = _by(row)
+        entry(row["external_id"])["changes"].append(
+            [text(row[c]) if c.endswith("_at") else row[c] for c in _CHANGE_COLUMNS]
+        )
     return {
         "history_columns": list(_HISTORY_COLUMNS),
         "changes_columns": list(_CHANGE_COLUMNS),
-        "changes_note": "",
+        "changes_note": _NO_CHANGES_NOTE if changes is None else _CHANGES_NOTE,
         "records": records,
     }
 
 
 def _default_customer(data: dict[str, Any]) -> str:
-    """The key with the most to show: most changes, then most history, then the lowest."""
-    records: dict[str, dict[str, list[Any]]] = data["records"]
-    if not records:
-        return ""
-    return min(records, key=lambda k: (-len(records[k]["changes"]),
-                                       -len(records[k]["history"]), k))  # fmt: skip
+    """The key with the most to show: edits made at the provider, then changes other than
+    its creation, then the longest history; the lowest key of equals."""
+    records: dict[str, dict[str, list[list[Any]]]] = data["records"]
+    why, action = _CHANGE_COLUMNS.index("why"), _CHANGE_COLUMNS.index("action")
+
+    def score(key: str) -> tuple[int, int, int, str]:
+        changes = records[key]["changes"]
+        edited = sum(1 for c in changes if c[why] != "source")
+        changed = sum(1 for c in changes if c[action] != "create")
+        return (-edited, -changed, -len(records[key]["history"]), key)
+
+    return min(records, key=score) if records else ""
 
 
 def build_html(
@@ -109,6 +148,7 @@ def build_html(
     plotly_js: str | None = None,
     records_limit: int = RECORDS_LIMIT,
     history_limit: int = HISTORY_LIMIT,
+    changes_limit: int = CHANGES_LIMIT,
 ) -> tuple[str, ReportFacts]:
     """The report of the last ``last`` runs (or of ``run_id``) of the state file on ``con``
     (``source`` names it in the page); the facts' ``path`` and ``bytes`` are left empty."""
@@ -126,7 +166,7 @@ def build_html(
         reads.drift_by_field(),
     )
     records, total = reads.records(records_limit)
-    customers = _customer_data(reads.customer_history(history_limit))
+    customers = _customer_data(reads.customer_history(history_limit), reads.changes(changes_limit))
     newest_first = runs.reverse()
     run_rows = newest_first.select([c.name for c in _RUN_COLUMNS]).rows()
     bad = ["bad" if (code or 0) != 0 else "" for code in newest_first["exit_code"]]

@@ -100,13 +100,38 @@ class ReportReads(StateBase):
         return rows, int(total)
 
     def customer_history(self, limit: int) -> pl.DataFrame:
-        """``v_customer_history`` of the chosen runs, by key and time (at most ``limit`` rows,
-        the newest kept)."""
+        """``v_customer_history``'s outcomes and rejects of the chosen runs, by key and time
+        (at most ``limit`` rows, the newest kept). Its change rows (migration 007) are left to
+        :meth:`changes`."""
+        outcomes_only = "AND h.kind <> 'change'" if self._has("v_customer_history", "kind") else ""
         return self._frame(
             f"""SELECT * FROM (
                     SELECT h.* FROM v_customer_history h JOIN {_CHOSEN} USING (run_id)
-                    WHERE h.external_id IS NOT NULL
+                    WHERE h.external_id IS NOT NULL {outcomes_only}
                     ORDER BY h.occurred_at DESC LIMIT ?)
                 ORDER BY external_id, occurred_at""",
             [limit],
         )
+
+    def changes(self, limit: int) -> pl.DataFrame | None:
+        """``v_changes`` of the chosen runs: every field written, before and after, by key,
+        time and field (at most ``limit`` rows, the newest kept); ``None`` for a file older
+        than migration 007 (a report opens it read-only, unmigrated), which recorded none."""
+        if not self._has("v_changes"):
+            return None
+        return self._frame(
+            f"""SELECT * FROM (
+                    SELECT c.* FROM v_changes c JOIN {_CHOSEN} USING (run_id)
+                    ORDER BY c.occurred_at DESC, c.field LIMIT ?)
+                ORDER BY external_id, occurred_at, target, field""",
+            [limit],
+        )
+
+    def _has(self, relation: str, column: str | None = None) -> bool:
+        """Whether the file has this table or view (and column): older files lack newer ones."""
+        ((n,),) = self._run(
+            "SELECT count(*) FROM information_schema.columns"
+            " WHERE table_name = ? AND (? IS NULL OR column_name = ?)",
+            [relation, column, column],
+        )
+        return bool(n)
