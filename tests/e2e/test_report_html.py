@@ -189,3 +189,38 @@ def test_the_records_filter_and_the_customer_drill_down(
     afters = [row[6] for row in view.find_all("tbody", "customer-changes")[0].rows()]
     assert f"Ann {SCRIPT}" in afters
     assert not evil.find_all("img") and evil.find_all("title")[0].text() == "custsync report"
+
+
+def test_the_audit_flow_writes_the_report_and_links_it(
+    report: tuple[Path, str, dict[str, str]], prefect_harness: None
+) -> None:
+    import asyncio
+
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+
+    from pipelines.flows.audit import audit_report_flow
+
+    _, state, _ = report
+    result = audit_report_flow(last_runs=10, state=state)
+    html = Path(result["html"])
+    # The default: reports/custsync-report-<stamp>.html beside the state file.
+    assert html.parent == Path(state).parent / "reports" and html.name.endswith(".html")
+    assert html.stat().st_size == result["bytes"] and result["runs"] == 4
+
+    async def artifacts() -> dict[str, str]:
+        keys = ["custsync-audit-html", "custsync-audit-runs", "custsync-audit-records"]
+        async with get_client() as client:
+            found = await client.read_artifacts(
+                artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=keys))
+            )
+        return {str(a.key): str(a.data) for a in found}
+
+    published = asyncio.run(artifacts())
+    assert html.resolve().as_uri() in published["custsync-audit-html"]
+    runs = json.loads(published["custsync-audit-runs"])
+    assert len(runs) == 4 and {r["target"] for r in runs} == {"sumup", "verifone"}
+    records = json.loads(published["custsync-audit-records"])
+    assert len(records) == result["records_total"] > 0
+    assert any(r["external_id"] == REJECTED_KEY for r in records)
+    assert "sandbox-token" not in json.dumps(published)
