@@ -2,9 +2,9 @@
 
 Reads go through :class:`~pipelines.state.report_reads.ReportReads` (no SQL here); charts
 through :mod:`~pipelines.htmlreport.charts`; the document through
-:mod:`~pipelines.htmlreport.page`. plotly is imported by this package only, and this package
-only by ``custsync report --html`` and the audit-report flow, so the other commands never pay
-for it.
+:mod:`~pipelines.htmlreport.page`. plotly is imported here only, when a page is built, for
+the plotly.js it ships; this package only by ``custsync report --html`` and the audit-report
+flow, so the other commands never pay for it.
 """
 
 from __future__ import annotations

@@ -100,9 +100,7 @@ def _chart(chart: Chart, index: int) -> str:
         f"<figure{wide}><h2>{escape(chart.title)}</h2>"
         f'<p class="caption">{escape(chart.caption)}</p>'
         f'<div class="plot" id="chart-{chart.key}" data-key="{chart.key}"></div>'
-        # plotly's own JSON writer escapes <, > and / (plotly.io.to_json).
-        f'<script type="application/json" id="fig-{chart.key}">'
-        f"{chart.figure.to_json(validate=False)}</script></figure>"
+        f"{json_script(f'fig-{chart.key}', chart.figure)}</figure>"
     )
 
 

@@ -14,6 +14,7 @@ import polars as pl
 import pytest
 
 from connectors.sandbox.server import SandboxServer
+from pipelines.commands.demo import _edit_outside_custsync
 from tests.e2e.browser import Element, dump_dom, png_distinct_rows, screenshot
 from tests.e2e.conftest import CREDENTIALS, DAY1, DAY2
 from tests.e2e.test_cli import run_cli
@@ -43,6 +44,10 @@ def _day1_with_markup(tmp_path: Path) -> Path:
     return path
 
 
+def _rows(path: Path) -> list[dict[str, str]]:
+    return pl.read_csv(path, infer_schema=False).to_dicts()
+
+
 def _sql(state: str, query: str) -> list[tuple]:  # type: ignore[type-arg]
     with duckdb.connect(state, read_only=True) as con:
         return con.execute(query).fetchall()
@@ -62,7 +67,7 @@ def _counts(state: str, query: str) -> dict[str, int]:
 def report(
     sandbox: SandboxServer, tmp_path_factory: pytest.TempPathFactory
 ) -> tuple[Path, str, dict[str, str]]:
-    """A state file of four real runs against the sandbox, with creates, updates, closures,
+    """A state file of five real runs against the sandbox, with creates, updates, closures,
     rejects, provider errors, 429s and a portal edit (drift); and its HTML report. Built once
     for the module: the tests only read it."""
     tmp_path = tmp_path_factory.mktemp("html-report")
@@ -87,11 +92,16 @@ def report(
     sandbox.admin.configure(fault_rate=0.0)
     assert first_try.returncode == 1, first_try.stderr
     assert run_cli("sync", str(DAY1), "-t", "verifone", env=env).returncode == 0
-    assert run_cli("sync", str(DAY2), "-t", "sumup", "--mode", "mirror", env=env).returncode == 1
+    # Someone edits a customer in Verifone's portal (the demo's edit): day 2 finds drift.
+    edited = _edit_outside_custsync(sandbox.base_url, Path(state), _rows(DAY1), _rows(DAY2))
+    assert edited == "CRM-00002"
+    for target in ("verifone", "sumup"):
+        day2 = run_cli("sync", str(DAY2), "-t", target, "--mode", "mirror", env=env)
+        assert day2.returncode == 1, day2.stderr
     html = tmp_path / "out" / "report.html"
     done = run_cli("report", "--html", str(html), "--format", "json", env=env)
     assert done.returncode == 0, done.stderr
-    assert json.loads(done.stdout)["runs"] == 4
+    assert json.loads(done.stdout)["runs"] == 5
     return html, state, env
 
 
@@ -131,9 +141,8 @@ def test_the_report_shows_what_the_state_file_holds(
     assert _totals(page, "failures") == failures and failures
     ((http_429,),) = _sql(state, "SELECT count(*) FROM calls WHERE status = 429")
     assert _totals(page, "latency") == {"HTTP 429": http_429} and http_429 > 0
-    assert _totals(page, "drift") == _counts(
-        state, "SELECT field, count(*) FROM v_drift GROUP BY 1"
-    )
+    drift = _counts(state, "SELECT field, count(*) FROM v_drift GROUP BY 1")
+    assert _totals(page, "drift") == drift == {"work_phone": 1}
 
     ((failed_or_rejected,),) = _sql(
         state,
@@ -174,6 +183,9 @@ def test_the_records_filter_and_the_customer_drill_down(
     assert [tuple(row[2:8]) for row in changes] == stored
     assert ("sumup", "update", "personal_details.address.line_1", "Lindenallee 3",
             "Lindenallee 5", "source") in stored  # fmt: skip
+    # The portal edit was kept, and says so.
+    assert ("verifone", "update", "work_phone", "+49 40 555 9999", "+49 40 555 9999",
+            "remote_kept") in stored  # fmt: skip
     history = view.find_all("tbody", "customer-history")[0].rows()
     ((events,),) = _sql(
         state,
@@ -206,7 +218,7 @@ def test_the_audit_flow_writes_the_report_and_links_it(
     html = Path(result["html"])
     # The default: reports/custsync-report-<stamp>.html beside the state file.
     assert html.parent == Path(state).parent / "reports" and html.name.endswith(".html")
-    assert html.stat().st_size == result["bytes"] and result["runs"] == 4
+    assert html.stat().st_size == result["bytes"] and result["runs"] == 5
 
     async def artifacts() -> dict[str, str]:
         keys = ["custsync-audit-html", "custsync-audit-runs", "custsync-audit-records"]
@@ -219,7 +231,7 @@ def test_the_audit_flow_writes_the_report_and_links_it(
     published = asyncio.run(artifacts())
     assert html.resolve().as_uri() in published["custsync-audit-html"]
     runs = json.loads(published["custsync-audit-runs"])
-    assert len(runs) == 4 and {r["target"] for r in runs} == {"sumup", "verifone"}
+    assert len(runs) == 5 and {r["target"] for r in runs} == {"sumup", "verifone"}
     records = json.loads(published["custsync-audit-records"])
     assert len(records) == result["records_total"] > 0
     assert any(r["external_id"] == REJECTED_KEY for r in records)
