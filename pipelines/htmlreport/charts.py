@@ -37,6 +37,14 @@ class Chart:
     """``data`` (the traces) and ``layout``, as plotly.js takes them."""
 
 
+def plain(text: str) -> str:
+    """``text`` as plotly.js shows it literally. plotly.js reads a subset of HTML in every
+    label, legend and hover text (``<b>``, ``<br>``, ``<a href>``) and decodes entities; an
+    error code or field name comes from a provider, so its ``<``, ``>`` and ``&`` become
+    entities, which plotly.js draws as those characters (SVG text, never markup)."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
 def run_labels(runs: pl.DataFrame) -> list[str]:
     """One distinct x label per run: its start (UTC) and target, numbered when two collide."""
     labels: list[str] = []
@@ -44,7 +52,7 @@ def run_labels(runs: pl.DataFrame) -> list[str]:
     for started, target in runs.select("started_at", "target").iter_rows():
         base = f"{started:%Y-%m-%d %H:%M:%S} {target}"
         seen[base] = seen.get(base, 0) + 1
-        labels.append(base if seen[base] == 1 else f"{base} ({seen[base]})")
+        labels.append(plain(base if seen[base] == 1 else f"{base} ({seen[base]})"))
     return labels
 
 
@@ -65,7 +73,7 @@ def _whole_ticks(values: Sequence[Any]) -> dict[str, Any]:
 
 
 def _bar(x: list[str], y: Sequence[Any], name: str, **extra: Any) -> dict[str, Any]:
-    return {"type": "bar", "x": x, "y": list(y), "name": name, **extra}
+    return {"type": "bar", "x": x, "y": list(y), "name": plain(name), **extra}
 
 
 def _figure(

@@ -255,3 +255,15 @@ def test_the_table_report_never_imports_plotly(state: Path) -> None:
     )
     assert done.returncode == 0, done.stderr
     assert "PLOTLY False" in done.stdout
+
+
+def test_chart_labels_from_providers_are_drawn_as_text() -> None:
+    """plotly.js reads <b>, <br> and <a href> in labels: a provider's error code is escaped."""
+    from pipelines.htmlreport.charts import failures_chart
+
+    runs = pl.DataFrame({"run_id": ["r1"], "started_at": [T0], "target": ["<i>t</i>"]})
+    code = '<a href="javascript:alert(1)">E&F</a>'
+    chart = failures_chart(runs, pl.DataFrame({"run_id": ["r1"], "code": [code], "n": [2]}))
+    (trace,) = chart.figure["data"]
+    assert trace["name"] == '&lt;a href="javascript:alert(1)"&gt;E&amp;F&lt;/a&gt;'
+    assert trace["x"] == ["2026-11-22 06:00:00 &lt;i&gt;t&lt;/i&gt;"] and trace["y"] == [2]
