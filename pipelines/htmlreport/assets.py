@@ -141,6 +141,7 @@ SCRIPT = r"""
     input.value = key || "";
     show(key || "");
     if (params.has("customer")) { byId("customer").scrollIntoView(); }
+    else if (params.has("filter")) { byId("records").scrollIntoView(); }
   }
   window.addEventListener("hashchange", fromHash);
   fromHash();

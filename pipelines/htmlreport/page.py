@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from html import escape
 from typing import Any
+from urllib.parse import quote
 
 from pipelines.htmlreport.assets import CSS, SCRIPT
 from pipelines.htmlreport.charts import Chart
@@ -76,8 +77,10 @@ def json_script(element_id: str, value: Any) -> str:
 
 def _cell(column: Column, value: Any) -> str:
     cls = ' class="num"' if column.numeric else ' class="wrap"' if column.wrap else ""
-    if column.name == "external_id" and value is not None:
-        link = escape("#customer=" + str(value))
+    # A key opens its drill-down; a run id filters the records to that run.
+    target = {"external_id": "customer", "run_id": "filter"}.get(column.name)
+    if target and value is not None:
+        link = escape(f"#{target}={quote(str(value), safe='')}")
         return f'<td><a href="{link}">{escape(text(value))}</a></td>'
     return f"<td{cls}>{escape(text(value))}</td>"
 

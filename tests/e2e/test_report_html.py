@@ -169,6 +169,13 @@ def test_the_records_filter_and_the_customer_drill_down(
     )
     assert len(shown) == expected > 0
     assert filtered.by_id("records-shown").attrs["data-shown"] == str(expected)
+    # A run's id in the runs table links to its records.
+    ((run_id, in_run),) = _sql(
+        state, "SELECT run_id, count(*) FROM v_failures GROUP BY 1 ORDER BY 2 DESC LIMIT 1"
+    )
+    (link,) = [a for a in filtered.by_id("runs-body").find_all("a") if a.text() == run_id]
+    by_run = dump_dom(url + link.attrs["href"])
+    assert by_run.by_id("records-shown").attrs["data-shown"] == str(in_run)
 
     # CRM-00002's street changed on day 2: the update shows the street before and after.
     page = dump_dom(f"{url}#customer=CRM-00002")

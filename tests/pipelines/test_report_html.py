@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs
 
 import duckdb
 import polars as pl
@@ -45,6 +46,9 @@ def test_any_text_renders_as_that_text_and_nothing_else(value: str, key: str) ->
     page = parse(html)
     ((cell_key, cell_value, cell_n),) = page.by_id("body").rows()
     assert (cell_key, cell_value, cell_n) == (key, value, "3")
+    # The key's link opens its drill-down: the page reads it back as URLSearchParams does.
+    (link,) = page.find_all("a")
+    assert parse_qs(link.attrs["href"][1:], keep_blank_values=True) == {"customer": [key]}
     tags = sorted(e.tag for e in page.iter()[1:])
     assert tags == sorted(["table", "thead", "tr", "th", "th", "th", "tbody", "tr", "td", "td",
                            "td", "a"])  # fmt: skip
