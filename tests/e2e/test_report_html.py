@@ -82,8 +82,10 @@ def report(
         "CUSTSYNC_MAX_REJECT_FRACTION": "1",
     }
     day1 = _day1_with_markup(tmp_path)
-    sandbox.admin.configure(rate_limit=40, burst=2)  # some calls are answered 429
-    assert run_cli("sync", str(day1), "-t", "sumup", env=env).returncode == 1  # the reject
+    # custsync sends at 200/s to a provider allowing 40/s: some calls are answered 429.
+    sandbox.admin.configure(rate_limit=40, burst=2)
+    fast = {**env, "CUSTSYNC_RATE_LIMIT": "200"}
+    assert run_cli("sync", str(day1), "-t", "sumup", env=fast).returncode == 1  # the reject
     # Failures with codes: the provider answers 5xx, and custsync tries each call once.
     sandbox.admin.configure(rate_limit=None, fault_rate=0.3, fault_kinds=["500", "503"], seed=11)
     first_try = run_cli(
