@@ -271,3 +271,12 @@ def test_chart_labels_from_providers_are_drawn_as_text() -> None:
     (trace,) = chart.figure["data"]
     assert trace["name"] == '&lt;a href="javascript:alert(1)"&gt;E&amp;F&lt;/a&gt;'
     assert trace["x"] == ["2026-11-22 06:00:00 &lt;i&gt;t&lt;/i&gt;"] and trace["y"] == [2]
+
+
+def test_a_state_file_without_runs_reports_none(tmp_path: Path) -> None:
+    path = tmp_path / "empty.duckdb"
+    StateStore(path).close()
+    page, facts = _build(path)
+    assert (facts.runs, facts.records_total, facts.customers) == (0, 0, 0)
+    assert "no runs yet" in page.find_all("header")[0].text()
+    assert all(_figure(page, key) == {} for key in ("outcomes", "rejects", "failures", "drift"))
