@@ -33,7 +33,7 @@ th, td { text-align: left; padding: 3px 8px; border-bottom: 1px solid var(--line
 td.wrap { white-space: normal; min-width: 260px; }
 th { position: sticky; top: 0; background: #f4f6f9; }
 td.num { text-align: right; font-variant-numeric: tabular-nums; }
-tr.bad td.status, td.bad { color: var(--bad); font-weight: 600; }
+tr.bad td { background: #fff5f3; }
 code, .mono { font-family: ui-monospace, Menlo, Consolas, monospace; font-size: 12px; }
 input[type=search] { font: inherit; padding: 4px 8px; width: 420px; max-width: 100%; }
 .before { color: var(--bad); } .after { color: var(--ok); }

@@ -177,7 +177,7 @@ def build_html(
     )
     note = (
         f"Showing the first {records.height:,} of {total:,} (newest runs first); "
-        "`custsync report --run ID --format csv` lists a run's all."
+        "`custsync report --run ID --format csv` lists all of a run's."
         if total > records.height
         else f"{total:,} in all."
     )
