@@ -27,6 +27,10 @@ _TABLE_COLUMNS = (
 _CHANGE_COLUMNS = ("external_id", "action", "field", "before", "after", "why", "occurred_at")
 
 
+_LAST = 20
+_LAST_HTML = 100
+
+
 def _print(frame: pl.DataFrame, fmt: str, title: str) -> None:
     if fmt == "json":
         click.echo(json.dumps(frame.to_dicts(), default=str))
@@ -64,7 +68,11 @@ def _loads(text: str | None) -> dict[str, Any] | None:
 
 @click.command("report")
 @click.option("--run", "run_id", help="Show one run: its summary and its failed records.")
-@click.option("--last", type=click.IntRange(1), default=20, show_default=True, help="Runs listed.")
+@click.option(
+    "--last",
+    type=click.IntRange(1),
+    help=f"Runs listed (default {_LAST}), or charted with --html (default {_LAST_HTML}).",
+)
 @click.option(
     "--format",
     "fmt",
@@ -85,15 +93,31 @@ def _loads(text: str | None) -> dict[str, Any] | None:
     " changed fields, before and after (--run's, else the last runs'). With --format csv, one"
     " table per file; default: the failures with --run, else the runs.",
 )
+@click.option(
+    "--html",
+    "html_file",
+    type=click.Path(dir_okay=False, writable=True),
+    help="Write a self-contained HTML report (charts, failed and rejected records, a "
+    "customer drill-down) of the last runs, or of --run, to this file; it opens offline.",
+)
 @click.option("--state", type=click.Path(dir_okay=False), help="The DuckDB state file.")
 def report_command(
-    run_id: str | None, last: int, fmt: str, show_plan: bool, what: str | None, state: str | None
+    run_id: str | None,
+    last: int | None,
+    fmt: str,
+    show_plan: bool,
+    what: str | None,
+    html_file: str | None,
+    state: str | None,
 ) -> None:
-    """Show recent runs, one run's summary and failures (--run ID), or its plan (--plan).
+    """Show recent runs, one run's summary and failures (--run ID), or its plan (--plan);
+    or write them, charted, to an HTML file (--html FILE).
 
     Reads the audit views of the state file; for anything else, query it in SQL
     (README, "The DuckDB file").
     """
+    if html_file is not None and (show_plan or what or fmt == "csv"):
+        fail("--html writes the whole report: it takes --run, --last, --state and --format json")
     if show_plan and run_id is None:
         fail("--plan needs --run ID")
     if what in ("failures", "rejects") and run_id is None:
@@ -112,10 +136,38 @@ def report_command(
         return
     try:
         with store:
-            _report(store, path, run_id=run_id, last=last, fmt=fmt, show_plan=show_plan, what=what)
+            if html_file is not None:
+                _html(store, path, Path(html_file), run_id=run_id, last=last or _LAST_HTML, fmt=fmt)
+            else:
+                _report(
+                    store, path, run_id=run_id, last=last or _LAST, fmt=fmt, show_plan=show_plan,
+                    what=what,
+                )  # fmt: skip
     except duckdb.Error as exc:  # e.g. a view a newer custsync changed
         fail(f"{path}: cannot read the audit views ({' '.join(str(exc).split())})")
     sys.exit(int(ExitCode.OK))
+
+
+def _html(
+    store: StateStore, state: Path, out: Path, *, run_id: str | None, last: int, fmt: str
+) -> None:
+    # plotly and the page builder load here only: the table and CSV reports stay light.
+    from pipelines.htmlreport import build_html, write_html
+
+    if run_id is not None and store.run_summary(run_id) is None:
+        fail(f"no run {run_id!r} in {state}")
+    document, facts = build_html(store.con, last=last, run_id=run_id, source=str(state))
+    try:
+        facts = write_html(out, document, facts)
+    except OSError as exc:
+        fail(f"cannot write {out}: {exc.strerror or exc}")
+    if fmt == "json":
+        click.echo(json.dumps(facts.summary()))
+        return
+    click.echo(
+        f"wrote {out} ({facts.bytes / 1e6:.1f} MB): {facts.runs} run(s), "
+        f"{facts.records_total} failed or rejected record(s), {facts.customers} customer(s)"
+    )
 
 
 def _report(
