@@ -1,7 +1,8 @@
 """The execute-batch stage: send one batch of the stored plan and record it in one transaction.
 
 The journal intents are opened (and committed) before the first call, so that a crash leaves
-them pending for the next run's recover stage. A batch the provider stopped (401/403, or no
+them pending for the next run's recover stage. The state file is released while the batch is
+sent and after it is recorded, so that readers get in (:mod:`pipelines.state.access`). A batch the provider stopped (401/403, or no
 answer at all) sends nothing more, waits for the answers to what it sent, and closes every row
 whose fate is known (:func:`pipelines.halted.settle_unfinished`) before it is recorded.
 """
@@ -30,6 +31,7 @@ async def _execute_batch(run: Run, batch_no: int) -> None:
         return
     executor = run.executor()
     run.store.open_journal(run.run_id, run.spec.target, [r.plan_id for r in rows])
+    run.store.release()  # readers may open the file while the batch is sent
     started = time.monotonic()
     with run.gated():
         result = await executor.run(rows)
@@ -42,5 +44,6 @@ async def _execute_batch(run: Run, batch_no: int) -> None:
         if left:
             log.warning("%d action(s) may have taken effect: recovered next run", left)
     run.ledger.record(result)
+    run.store.release()
     if result.fatal is not None:
         raise result.fatal  # recorded first; stop_on_error turns it into the exit code

@@ -36,7 +36,7 @@ from pipelines.progress import listener
 from pipelines.provenance import Origin, provenance
 from pipelines.settings import Settings, SettingsError, load_settings
 from pipelines.spec import RunSpec
-from pipelines.state.store import StateStore
+from pipelines.state.store import StateError, StateStore
 from pipelines.stored_plan import StoredPlan
 from pipelines.summary import build_summary, failed_records
 
@@ -92,7 +92,7 @@ class Run:
             max_reject_fraction=spec.max_reject_fraction,
         )
         settings.provider(spec.target)  # an unknown target: SettingsError, nothing recorded
-        store = StateStore(settings.state)
+        store = StateStore(settings.state, wait_s=settings.state_wait)
         params = {
             k: v
             for k, v in spec.__dict__.items()
@@ -218,6 +218,8 @@ class Run:
             self.stop(ExitCode.BAD_INPUT, str(exc))
         except duckdb.Error as exc:
             self.stop(ExitCode.BAD_INPUT, f"state file {self.settings.state}: {exc}")
+        except StateError as exc:  # reopening between batches: a reader held it too long
+            self.stop(ExitCode.BAD_INPUT, str(exc))
         except BaseException as exc:
             # Anything else is a bug: it must not cross a Prefect task boundary either (Prefect
             # would print its traceback), and the run row must say the run crashed.
