@@ -1,10 +1,11 @@
 """The execute-batch stage: send one batch of the stored plan and record it in one transaction.
 
 The journal intents are opened (and committed) before the first call, so that a crash leaves
-them pending for the next run's recover stage. The state file is released while the batch is
-sent and after it is recorded, so that readers get in (:mod:`pipelines.state.access`). A batch the provider stopped (401/403, or no
+them pending for the next run's recover stage. A batch the provider stopped (401/403, or no
 answer at all) sends nothing more, waits for the answers to what it sent, and closes every row
-whose fate is known (:func:`pipelines.halted.settle_unfinished`) before it is recorded.
+whose fate is known (:func:`pipelines.halted.settle_unfinished`) before it is recorded. The
+state file is released while the batch is sent and once it is recorded, so that readers get in
+(:mod:`pipelines.state.access`).
 """
 
 from __future__ import annotations

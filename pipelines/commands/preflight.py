@@ -2,8 +2,9 @@
 
 Settings, the column mapping, the extract files and their headers, the instruments extract,
 credentials (when no Prefect API could hold them in a Secret block) and the state file (a
-DuckDB file of custsync's that no other run writes, unless Prefect queues the runs). The first problem is printed once, on
-stderr, with exit code 2; importing Prefect alone takes longer than all of it.
+DuckDB file of custsync's that no other run writes, unless Prefect queues the runs). The first
+problem is printed once, on stderr, with exit code 2; importing Prefect alone takes longer than
+all of it.
 """
 
 from __future__ import annotations

@@ -16,6 +16,7 @@ import os
 import re
 import time
 from pathlib import Path
+from typing import ClassVar
 
 import duckdb
 
@@ -75,7 +76,7 @@ class WriterLock:
     it, since each ``open`` is a lock of its own.
     """
 
-    _held: dict[Path, tuple[int, int]] = {}
+    _held: ClassVar[dict[Path, tuple[int, int]]] = {}
     """Resolved path → (descriptor, holders in this process)."""
 
     def __init__(self, path: Path) -> None:
