@@ -77,6 +77,8 @@ class StateStore(Migrations, Runs, Snapshot, Plan, Journal, AuditQueries):
             if self._writer is not None:
                 self._writer.acquire()  # a second writer is refused now, not queued
             con = self._open()
+        except LockedError as exc:
+            raise StateError(str(exc)) from exc
         except BaseException:
             self._release_writer()
             raise
