@@ -28,8 +28,8 @@ CLI = [sys.executable, "-m", "pipelines.cli"]
 
 @pytest.fixture
 def slow_sandbox() -> Iterator[SandboxServer]:
-    # 30 ms a call at concurrency 4: 400 creates take about 3 s, in 8 batches of 50
-    with SandboxServer(SandboxConfig(latency_ms=30)) as server:
+    # 80 ms a call at concurrency 4: 400 creates take about 8 s, in 8 batches of 50
+    with SandboxServer(SandboxConfig(latency_ms=80)) as server:
         yield server
 
 
