@@ -7,6 +7,7 @@ retries: retries live in the connectors, and a failed record is retried by the n
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 from typing import Any
 
 from prefect import flow, get_run_logger, task
@@ -22,6 +23,8 @@ from pipelines.planning import plan
 from pipelines.provenance import Origin
 from pipelines.recovery import recover
 from pipelines.run import Run
+from pipelines.runlock import one_run_per_state_file
+from pipelines.settings import SettingsError, load_settings
 from pipelines.spec import SYNC, RunSpec
 from pipelines.summary import failed_records, failures_markdown, to_markdown
 from transforms.schema import Mode
@@ -98,10 +101,26 @@ def final_state(summary: dict[str, Any]) -> State[Any]:
     return Completed(message="done", data=summary)
 
 
+def _state_file(spec: RunSpec) -> Path | None:
+    """The state file the run will write, or ``None`` when the settings are unusable (the run
+    then stops on them, with nothing to hold)."""
+    if spec.state:
+        return Path(spec.state)
+    try:
+        return load_settings().state
+    except SettingsError:
+        return None
+
+
 async def run_flow(spec: RunSpec) -> State[Any]:
     """Body shared by the sync and migrate flows: :func:`pipelines.orchestration.run_stages`
-    with Prefect's engine, ending in :func:`final_state`."""
-    return final_state(await run_stages(spec, PREFECT))
+    with Prefect's engine, holding the state file's run slot (:mod:`pipelines.runlock`: a
+    second run of the file waits), ending in :func:`final_state`."""
+    state = _state_file(spec)
+    if state is None:
+        return final_state(await run_stages(spec, PREFECT))
+    async with one_run_per_state_file(state, get_run_logger()):
+        return final_state(await run_stages(spec, PREFECT))
 
 
 @flow(name="custsync-sync", persist_result=False, validate_parameters=True)

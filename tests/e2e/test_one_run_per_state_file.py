@@ -1,0 +1,83 @@
+"""Under Prefect, two runs that write one state file queue: the second waits for the first.
+
+Two ``custsync sync`` processes, each a flow run of a real ``prefect server``, on one state
+file; the first is slowed by its sandbox so that the second starts while it runs. Without the
+file's concurrency limit the second would be refused (exit 2, the file's writer lock).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import httpx
+import pytest
+
+from connectors.sandbox.config import SandboxConfig
+from connectors.sandbox.server import SandboxServer
+from pipelines.runlock import limit_name
+from tests.e2e.conftest import CREDENTIALS
+from tests.e2e.gen import write_extract
+
+pytestmark = pytest.mark.e2e
+CLI = [sys.executable, "-m", "pipelines.cli"]
+
+
+def test_a_second_run_of_a_state_file_waits_for_the_first(
+    trigger_server: Any, tmp_path: Path
+) -> None:
+    state = tmp_path / "state.duckdb"
+    with SandboxServer(SandboxConfig(latency_ms=60)) as sandbox:
+        env = {
+            **{k: v for k, v in os.environ.items() if not k.startswith("CUSTSYNC_")},
+            **CREDENTIALS,
+            "CUSTSYNC_SUMUP_BASE_URL": sandbox.base_url,
+            "CUSTSYNC_VERIFONE_BASE_URL": sandbox.base_url,
+            "CUSTSYNC_STATE": str(state),
+            "CUSTSYNC_CONFIG": str(tmp_path / "absent.toml"),
+            "PREFECT_API_URL": trigger_server.api_url,
+        }
+        extract = write_extract(tmp_path / "customers.csv", 300)
+        args = ["sync", str(extract), "--target", "sumup", "--concurrency", "4", "--json"]
+        first = subprocess.Popen(
+            [*CLI, *args, "--batch-size", "50"],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+        )  # fmt: skip
+        try:
+            deadline = time.monotonic() + 120
+            while not int(sandbox.admin.counters()["total"]) and time.monotonic() < deadline:
+                assert first.poll() is None, first.communicate()
+                time.sleep(0.05)
+            # The first run is sending: it holds the file's slot. The second is a dry run of
+            # the same extract: it writes a plan, so it needs the file too.
+            second = subprocess.run(
+                [*CLI, *args, "--dry-run"], capture_output=True, text=True, env=env, timeout=180
+            )
+            out, err = first.communicate(timeout=180)
+        finally:
+            if first.poll() is None:
+                first.kill()
+                first.wait()
+    assert first.returncode == 0, err
+    assert second.returncode == 0, second.stdout + second.stderr
+    first_id = json.loads(out.strip().splitlines()[-1])["run_id"]
+    second_summary = json.loads(second.stdout.strip().splitlines()[-1])
+    # It planned after the first run had recorded everything: nothing left to create.
+    assert second_summary["create"]["planned"] == 0 and second_summary["unchanged"]["planned"] == 300
+    with duckdb.connect(str(state), read_only=True) as con:
+        (finished,) = con.execute(
+            "SELECT finished_at FROM runs WHERE run_id = ?", [first_id]
+        ).fetchone() or (None,)
+        (started,) = con.execute(
+            "SELECT started_at FROM runs WHERE run_id = ?", [second_summary["run_id"]]
+        ).fetchone() or (None,)
+    assert finished is not None and started is not None and started >= finished
+    limit = httpx.get(f"{trigger_server.api_url}/v2/concurrency_limits/{limit_name(state)}")
+    assert limit.status_code == 200 and limit.json()["limit"] == 1
+    assert limit.json()["active_slots"] == 0  # both runs gave the slot back
