@@ -28,6 +28,10 @@ _COMMANDS: dict[str, tuple[str, str]] = {
         "Serve both provider APIs locally (the sandbox).",
     ),
     "demo": ("pipelines.commands.demo:demo_command", "Run the end-to-end demo on the sandbox."),
+    "alerts": (
+        "pipelines.commands.alerts:alerts_command",
+        "Apply the Prefect Automations that alert on failed, rejecting and late runs.",
+    ),
 }
 
 

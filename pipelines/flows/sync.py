@@ -15,6 +15,7 @@ from prefect.artifacts import acreate_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.states import Completed, Failed, State
 
+from pipelines.alerts import emit_finished
 from pipelines.connect import with_secret_blocks
 from pipelines.execution import execute_batch
 from pipelines.exit_codes import ExitCode
@@ -115,12 +116,17 @@ def _state_file(spec: RunSpec) -> Path | None:
 async def run_flow(spec: RunSpec) -> State[Any]:
     """Body shared by the sync and migrate flows: :func:`pipelines.orchestration.run_stages`
     with Prefect's engine, holding the state file's run slot (:mod:`pipelines.runlock`: a
-    second run of the file waits), ending in :func:`final_state`."""
+    second run of the file waits), announcing its counts (:func:`pipelines.alerts.emit_finished`,
+    for the rejects alert) and ending in :func:`final_state`."""
     state = _state_file(spec)
     if state is None:
-        return final_state(await run_stages(spec, PREFECT))
-    async with one_run_per_state_file(state, get_run_logger()):
-        return final_state(await run_stages(spec, PREFECT))
+        summary = await run_stages(spec, PREFECT)
+    else:
+        async with one_run_per_state_file(state, get_run_logger()):
+            summary = await run_stages(spec, PREFECT)
+    counted = "rejected" in summary  # a run that could not open its state file counted nothing
+    await emit_finished(summary, failed_records(summary) if counted else 0)
+    return final_state(summary)
 
 
 @flow(name="custsync-sync", persist_result=False, validate_parameters=True)

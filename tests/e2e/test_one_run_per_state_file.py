@@ -12,6 +12,7 @@ import os
 import subprocess
 import sys
 import time
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +34,7 @@ def test_a_second_run_of_a_state_file_waits_for_the_first(
     trigger_server: Any, tmp_path: Path
 ) -> None:
     state = tmp_path / "state.duckdb"
+    # 60 ms a call, two at a time: 600 creates keep the first run busy for about 18 s
     with SandboxServer(SandboxConfig(latency_ms=60)) as sandbox:
         env = {
             **{k: v for k, v in os.environ.items() if not k.startswith("CUSTSYNC_")},
@@ -43,12 +45,11 @@ def test_a_second_run_of_a_state_file_waits_for_the_first(
             "CUSTSYNC_CONFIG": str(tmp_path / "absent.toml"),
             "PREFECT_API_URL": trigger_server.api_url,
         }
-        extract = write_extract(tmp_path / "customers.csv", 300)
-        args = ["sync", str(extract), "--target", "sumup", "--concurrency", "4", "--json"]
-        first = subprocess.Popen(
-            [*CLI, *args, "--batch-size", "50"],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
-        )  # fmt: skip
+        extract = write_extract(tmp_path / "customers.csv", 600)
+        args = ["sync", str(extract), "--target", "sumup", "--concurrency", "2", "--json"]
+        pipes: dict[str, Any] = {"stdout": subprocess.PIPE, "stderr": subprocess.PIPE}
+        first = subprocess.Popen([*CLI, *args], text=True, env=env, **pipes)
+        second = None
         try:
             deadline = time.monotonic() + 120
             while not int(sandbox.admin.counters()["total"]) and time.monotonic() < deadline:
@@ -56,28 +57,32 @@ def test_a_second_run_of_a_state_file_waits_for_the_first(
                 time.sleep(0.05)
             # The first run is sending: it holds the file's slot. The second is a dry run of
             # the same extract: it writes a plan, so it needs the file too.
-            second = subprocess.run(
-                [*CLI, *args, "--dry-run"], capture_output=True, text=True, env=env, timeout=180
-            )
+            second = subprocess.Popen([*CLI, *args, "--dry-run"], text=True, env=env, **pipes)
             out, err = first.communicate(timeout=180)
+            out2, err2 = second.communicate(timeout=180)
         finally:
-            if first.poll() is None:
-                first.kill()
-                first.wait()
+            for proc in (first, second):
+                if proc is not None and proc.poll() is None:
+                    proc.kill()
+                    proc.wait()
     assert first.returncode == 0, err
-    assert second.returncode == 0, second.stdout + second.stderr
+    assert second.returncode == 0, out2 + err2
     first_id = json.loads(out.strip().splitlines()[-1])["run_id"]
-    second_summary = json.loads(second.stdout.strip().splitlines()[-1])
+    second_summary = json.loads(out2.strip().splitlines()[-1])
     # It planned after the first run had recorded everything: nothing left to create.
-    assert second_summary["create"]["planned"] == 0 and second_summary["unchanged"]["planned"] == 300
+    assert second_summary["create"]["planned"] == 0
+    assert second_summary["unchanged"]["planned"] == 600
     with duckdb.connect(str(state), read_only=True) as con:
-        (finished,) = con.execute(
-            "SELECT finished_at FROM runs WHERE run_id = ?", [first_id]
-        ).fetchone() or (None,)
-        (started,) = con.execute(
-            "SELECT started_at FROM runs WHERE run_id = ?", [second_summary["run_id"]]
-        ).fetchone() or (None,)
-    assert finished is not None and started is not None and started >= finished
+        rows = con.execute(
+            "SELECT run_id, started_at, finished_at, prefect_flow_run_id FROM runs"
+        ).fetchall()
+    runs = {run_id: (started, finished, flow_run) for run_id, started, finished, flow_run in rows}
+    first_finished = runs[first_id][1]
+    second_started, _, second_flow_run = runs[second_summary["run_id"]]
+    flow_run = httpx.get(f"{trigger_server.api_url}/flow_runs/{second_flow_run}").json()
+    # The second flow run was running before the first had finished, yet opened the state
+    # file only after: it waited for the slot.
+    assert datetime.fromisoformat(flow_run["start_time"]) < first_finished <= second_started
     limit = httpx.get(f"{trigger_server.api_url}/v2/concurrency_limits/{limit_name(state)}")
     assert limit.status_code == 200 and limit.json()["limit"] == 1
     assert limit.json()["active_slots"] == 0  # both runs gave the slot back
