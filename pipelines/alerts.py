@@ -154,11 +154,19 @@ def finished_event(
 ) -> tuple[dict[str, str], dict[str, Any]]:
     """The resource and payload of a run's ``custsync.run.finished`` event.
 
-    ``custsync.rejects-over-threshold`` is ``true`` when ``failed_records`` exceeds
-    ``threshold``, ``false`` when not, ``unset`` when no threshold is configured.
+    ``custsync.rejects-over-threshold`` is ``true`` when the run completed with rejects (exit
+    code 1) and ``failed_records`` exceeds ``threshold``, ``false`` when not, ``unset`` when no
+    threshold is configured.
     """
     run_id = str(summary.get("run_id") or "unrecorded")
-    over = "unset" if threshold is None else str(failed_records > threshold).lower()
+    # Only a run that did its job with rejects (exit code 1, "Completed with rejects") counts:
+    # one that stopped has the failed-run alert, and its count says little.
+    finished_with_rejects = summary.get("exit_code") == 1
+    over = (
+        "unset"
+        if threshold is None
+        else str(finished_with_rejects and failed_records > threshold).lower()
+    )
     resource = {
         "prefect.resource.id": f"custsync.run.{run_id}",
         "prefect.resource.name": run_id,
