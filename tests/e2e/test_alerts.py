@@ -132,7 +132,7 @@ def test_alerts_reach_the_webhook(trigger_server: Any, receiver: Receiver, tmp_p
                 stderr=subprocess.PIPE,
                 text=True,
                 env={**env, **extra, "CUSTSYNC_STATE": str(tmp_path / f"{name}.duckdb")},
-            )  # fmt: skip
+            )
             for name, (extract, extra) in runs.items()
         }
         summaries = {}
