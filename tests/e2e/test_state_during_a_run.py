@@ -28,8 +28,8 @@ CLI = [sys.executable, "-m", "pipelines.cli"]
 
 @pytest.fixture
 def slow_sandbox() -> Iterator[SandboxServer]:
-    # 80 ms a call at concurrency 4: 400 creates take about 8 s, in 8 batches of 50
-    with SandboxServer(SandboxConfig(latency_ms=80)) as server:
+    # 200 ms a call at concurrency 4: the run crawls until the test lets it go
+    with SandboxServer(SandboxConfig(latency_ms=200)) as server:
         yield server
 
 
@@ -71,6 +71,7 @@ def test_reports_answer_while_a_sync_writes_and_a_second_writer_is_refused(
         second = _cli(*sync, env=env)
         sent_meanwhile = int(slow_sandbox.admin.counters()["total"])
         assert writer.poll() is None, "the sync ended before the readers were done"
+        slow_sandbox.admin.configure(latency_ms=0)
         out, err = writer.communicate(timeout=120)
     finally:
         if writer.poll() is None:
