@@ -98,15 +98,19 @@ class Run:
             for k, v in spec.__dict__.items()
             if k not in ("flow", "target", "mode", "dry_run", "extract")
         }
-        run_id = store.begin_run(
-            flow=spec.flow,
-            target=spec.target,
-            mode=spec.mode,
-            dry_run=spec.dry_run,
-            extract_paths=list(spec.extract),
-            params=params,
-        )
-        store.record_provenance(run_id, provenance(settings, origin or Origin()).columns())
+        try:
+            run_id = store.begin_run(
+                flow=spec.flow,
+                target=spec.target,
+                mode=spec.mode,
+                dry_run=spec.dry_run,
+                extract_paths=list(spec.extract),
+                params=params,
+            )
+            store.record_provenance(run_id, provenance(settings, origin or Origin()).columns())
+        except BaseException:
+            store.close()  # the writer lock too: a worker process may run the next flow run
+            raise
         return cls(spec, settings, store, run_id)
 
     @staticmethod
