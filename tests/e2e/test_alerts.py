@@ -110,9 +110,19 @@ def test_alerts_reach_the_webhook(trigger_server: Any, receiver: Receiver, tmp_p
         first = subprocess.run([*CLI, *apply], capture_output=True, text=True, env=env)
         assert first.returncode == 0, first.stderr
         assert first.stdout.count(": created") == 3 and receiver.url not in first.stdout
-        again = subprocess.run([*CLI, *apply], capture_output=True, text=True, env=env)
+        # Again, through the block by name (as a Slack or Teams block would be given): the
+        # same automations are updated, not doubled.
+        block = ["--block", "custom-webhook/custsync-alerts"]
+        again = subprocess.run(
+            [*CLI, *apply[:2], *block, *apply[4:]], capture_output=True, text=True, env=env
+        )
         assert again.returncode == 0, again.stderr
-        assert again.stdout.count(": updated") == 3  # by name: applying twice changes nothing
+        assert again.stdout.count(": updated") == 3
+        missing = subprocess.run(
+            [*CLI, *apply[:2], "--block", "slack-webhook/nowhere"],
+            capture_output=True, text=True, env=env,
+        )  # fmt: skip
+        assert missing.returncode == 2 and "no notification block" in missing.stderr
         names = [a["name"] for a in httpx.post(f"{api}/automations/filter", json={}).json()]
         assert sorted(names) == sorted([FAILED, REJECTS, LATE])
 
