@@ -139,3 +139,9 @@ def test_custsync_help_lists_alerts() -> None:
         [sys.executable, "-m", "pipelines.cli", "--help"], capture_output=True, text=True
     )
     assert done.returncode == 0 and "alerts" in done.stdout
+    usage = subprocess.run(
+        [sys.executable, "-m", "pipelines.cli", "alerts", "apply", "--help"],
+        capture_output=True,
+        text=True,
+    )
+    assert usage.returncode == 0 and "--rejects-threshold" in usage.stdout
