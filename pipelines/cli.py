@@ -32,6 +32,10 @@ _COMMANDS: dict[str, tuple[str, str]] = {
         "pipelines.commands.apply:apply_command",
         "Execute a dry run's stored plan, exactly, or refuse.",
     ),
+    "alerts": (
+        "pipelines.commands.alerts:alerts_command",
+        "Apply the Prefect Automations that alert on failed, rejecting and late runs.",
+    ),
 }
 
 

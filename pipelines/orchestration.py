@@ -72,11 +72,14 @@ async def run_stages(spec: RunSpec, engine: Engine) -> dict[str, Any]:
             with run.stop_on_error():
                 run.settings = await engine.secrets(run.settings, spec.target)
                 run.connector()  # no credentials: stop now, before reading anything
+        run.store.release()  # between writes, readers may open the file
         if not spec.dry_run and not run.stopped:
             settled = await engine.recover(run)
+            run.store.release()
             if settled:
                 logger.info("settled %d action(s) left in flight by an earlier run", settled)
         planned = 0 if run.stopped else engine.plan(run)
+        run.store.release()
         if not run.stopped:
             logger.info("%d action(s) planned, %d unchanged", planned, run.plan.counts.unchanged)
             # An apply's plan passed the guards when it was planned (its dry run ended planned).

@@ -36,7 +36,7 @@ from pipelines.progress import listener
 from pipelines.provenance import Origin, provenance
 from pipelines.settings import Settings, SettingsError, load_settings
 from pipelines.spec import RunSpec
-from pipelines.state.store import StateStore
+from pipelines.state.store import StateError, StateStore
 from pipelines.stored_plan import StoredPlan
 from pipelines.summary import build_summary, failed_records
 
@@ -93,21 +93,25 @@ class Run:
             max_reject_fraction=spec.max_reject_fraction,
         )
         settings.provider(spec.target)  # an unknown target: SettingsError, nothing recorded
-        store = StateStore(settings.state)
+        store = StateStore(settings.state, wait_s=settings.state_wait)
         params = {
             k: v
             for k, v in spec.__dict__.items()
             if k not in ("flow", "target", "mode", "dry_run", "extract")
         }
-        run_id = store.begin_run(
-            flow=spec.flow,
-            target=spec.target,
-            mode=spec.mode,
-            dry_run=spec.dry_run,
-            extract_paths=list(spec.extract),
-            params=params,
-        )
-        store.record_provenance(run_id, provenance(settings, origin or Origin()).columns())
+        try:
+            run_id = store.begin_run(
+                flow=spec.flow,
+                target=spec.target,
+                mode=spec.mode,
+                dry_run=spec.dry_run,
+                extract_paths=list(spec.extract),
+                params=params,
+            )
+            store.record_provenance(run_id, provenance(settings, origin or Origin()).columns())
+        except BaseException:
+            store.close()  # the writer lock too: a worker process may run the next flow run
+            raise
         return cls(spec, settings, store, run_id)
 
     @staticmethod
@@ -218,6 +222,8 @@ class Run:
             self.stop(ExitCode.BAD_INPUT, str(exc))
         except duckdb.Error as exc:
             self.stop(ExitCode.BAD_INPUT, f"state file {self.settings.state}: {exc}")
+        except StateError as exc:  # reopening between batches: a reader held it too long
+            self.stop(ExitCode.BAD_INPUT, str(exc))
         except BaseException as exc:
             # Anything else is a bug: it must not cross a Prefect task boundary either (Prefect
             # would print its traceback), and the run row must say the run crashed.

@@ -49,6 +49,9 @@ class Settings:
     max_delete_fraction: float = 0.10
     max_reject_fraction: float = 0.05
     """A run whose extract has more rejected rows than this fraction sends nothing (exit 3)."""
+    state_wait: float = 60.0
+    """Seconds a report (or a run reopening the state file between batches) waits for another
+    process's hold on the state file before giving up (exit code 2)."""
     quarantine_after: int = 5
     """A record whose action failed in this many runs is quarantined (planned no more)."""
     providers: Mapping[str, ProviderSettings] = field(default_factory=dict)

@@ -2,8 +2,9 @@
 
 Settings, the column mapping, the extract files and their headers, the instruments extract,
 credentials (when no Prefect API could hold them in a Secret block) and the state file (a
-DuckDB file of custsync's that no other process holds). The first problem is printed once, on
-stderr, with exit code 2; importing Prefect alone takes longer than all of it.
+DuckDB file of custsync's that no other run writes, unless Prefect queues the runs). The first
+problem is printed once, on stderr, with exit code 2; importing Prefect alone takes longer than
+all of it.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ def preflight(options: Mapping[str, Any], *, flow: str, as_json: bool = False) -
     from pipelines.connect import build_connector
     from pipelines.extract import ExtractError, check_headers, expand_paths
     from pipelines.settings import SettingsError, load_settings
+    from pipelines.state.access import LockedError, check_no_writer
     from pipelines.state.store import StateError, StateStore
 
     mapping = Path(options["mapping"]) if options.get("mapping") else None
@@ -60,8 +62,12 @@ def preflight(options: Mapping[str, Any], *, flow: str, as_json: bool = False) -
     state = Path(options["state"]) if options.get("state") else settings.state
     if state.exists():
         try:
-            StateStore(state, read_only=True).close()
-        except StateError as exc:
+            if not os.environ.get("PREFECT_API_URL"):
+                # Under Prefect a second run of the file queues (pipelines/runlock.py); here,
+                # with nothing to queue on, it is refused as before.
+                check_no_writer(state)
+            StateStore(state, read_only=True, wait_s=settings.state_wait).close()
+        except (StateError, LockedError) as exc:
             fail(str(exc))
 
 

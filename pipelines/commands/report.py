@@ -123,15 +123,17 @@ def report_command(
     if what in ("failures", "rejects") and run_id is None:
         fail(f"--what {what} needs --run ID")
     try:
-        path = Path(state) if state else load_settings().state
+        settings = load_settings()
     except SettingsError as exc:
         fail(str(exc))
         return
+    path = Path(state) if state else settings.state
     if not path.is_file():
         fail(f"no state file at {path}: run a sync first, or pass --state")
     try:
-        store = StateStore(path, read_only=True)
-    except StateError as exc:  # locked by a running sync, not DuckDB, not custsync's
+        # A running sync releases the file between its writes: wait for a gap.
+        store = StateStore(path, read_only=True, wait_s=settings.state_wait)
+    except StateError as exc:  # locked past the wait, not DuckDB, not custsync's
         fail(str(exc))
         return
     try:

@@ -55,9 +55,11 @@ def audit_report_flow(
     """
     from pipelines.htmlreport import build_html, write_html
 
-    path = Path(state) if state else load_settings().state
+    settings = load_settings()
+    path = Path(state) if state else settings.state
     out = Path(html) if html else default_html_path(path)
-    with StateStore(path, read_only=True) as store:
+    # A sync writing the file releases it between batches: the report waits for a gap.
+    with StateStore(path, read_only=True, wait_s=settings.state_wait) as store:
         markdown = audit_markdown(store, last_runs)
         document, facts = build_html(store.con, last=last_runs, source=str(path))
     facts = write_html(out, document, facts)

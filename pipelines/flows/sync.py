@@ -7,6 +7,7 @@ retries: retries live in the connectors, and a failed record is retried by the n
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 from typing import Any
 
 from prefect import flow, get_run_logger, task
@@ -15,6 +16,7 @@ from prefect.cache_policies import NO_CACHE
 from prefect.states import Completed, Failed, State
 
 from pipelines.adopting import look_up
+from pipelines.alerts import emit_finished
 from pipelines.connect import with_secret_blocks
 from pipelines.execution import execute_batch
 from pipelines.exit_codes import ExitCode
@@ -23,6 +25,8 @@ from pipelines.planning import plan
 from pipelines.provenance import Origin
 from pipelines.recovery import recover
 from pipelines.run import Run
+from pipelines.runlock import one_run_per_state_file
+from pipelines.settings import SettingsError, load_settings
 from pipelines.spec import SYNC, RunSpec
 from pipelines.summary import failed_records, failures_markdown, to_markdown
 from transforms.schema import Mode
@@ -102,10 +106,31 @@ def final_state(summary: dict[str, Any]) -> State[Any]:
     return Completed(message="done", data=summary)
 
 
+def _state_file(spec: RunSpec) -> Path | None:
+    """The state file the run will write, or ``None`` when the settings are unusable (the run
+    then stops on them, with nothing to hold)."""
+    if spec.state:
+        return Path(spec.state)
+    try:
+        return load_settings().state
+    except SettingsError:
+        return None
+
+
 async def run_flow(spec: RunSpec) -> State[Any]:
     """Body shared by the sync and migrate flows: :func:`pipelines.orchestration.run_stages`
-    with Prefect's engine, ending in :func:`final_state`."""
-    return final_state(await run_stages(spec, PREFECT))
+    with Prefect's engine, holding the state file's run slot (:mod:`pipelines.runlock`: a
+    second run of the file waits), announcing its counts (:func:`pipelines.alerts.emit_finished`,
+    for the rejects alert) and ending in :func:`final_state`."""
+    state = _state_file(spec)
+    if state is None:
+        summary = await run_stages(spec, PREFECT)
+    else:
+        async with one_run_per_state_file(state, get_run_logger()):
+            summary = await run_stages(spec, PREFECT)
+    counted = "rejected" in summary  # a run that could not open its state file counted nothing
+    await emit_finished(summary, failed_records(summary) if counted else 0)
+    return final_state(summary)
 
 
 @flow(name="custsync-sync", persist_result=False, validate_parameters=True)

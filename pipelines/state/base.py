@@ -23,8 +23,18 @@ class StateBase:
     """A DuckDB connection to a state file, with the helpers the store's parts share."""
 
     def __init__(self, con: duckdb.DuckDBPyConnection) -> None:
-        self.con = con
+        self._con: duckdb.DuckDBPyConnection | None = con
         self._registered: list[str] = []
+
+    @property
+    def con(self) -> duckdb.DuckDBPyConnection:
+        """The connection; opened again (:meth:`_reconnect`) after a release."""
+        if self._con is None:
+            self._con = self._reconnect()
+        return self._con
+
+    def _reconnect(self) -> duckdb.DuckDBPyConnection:
+        raise RuntimeError("the state store is closed")
 
     @contextmanager
     def transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:

@@ -24,6 +24,7 @@ from types import TracebackType
 import duckdb
 
 from pipelines.state.applied import AppliedPlans
+from pipelines.state.access import WAIT_S, LockedError, WriterLock, connect
 from pipelines.state.journal import Journal
 from pipelines.state.migrations import (
     MIGRATIONS_DIR,
@@ -57,23 +58,34 @@ class StateStore(Migrations, Runs, Snapshot, Plan, Journal, AuditQueries, Applie
     """One DuckDB file holding what custsync sent, intends to send, and did.
 
     Use as a context manager. ``read_only`` opens an existing file without migrating it (for
-    reports while nothing writes).
+    reports). A writable store holds the file's writer lock until it closes
+    (:mod:`pipelines.state.access`); its DuckDB connection may be released between writes.
     """
 
-    def __init__(self, path: str | Path, *, read_only: bool = False) -> None:
+    def __init__(
+        self, path: str | Path, *, read_only: bool = False, wait_s: float = WAIT_S
+    ) -> None:
         self.path = Path(path)
+        self.read_only = read_only
+        self.wait_s = wait_s  # for another process's hold on the file, at open and reopen
         if read_only and not self.path.exists():
             raise StateError(f"{self.path}: no state file here yet")
         if not read_only:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         check_is_duckdb(self.path)
+        self._writer = None if read_only else WriterLock(self.path)
+        self._closed = False
         try:
-            con = duckdb.connect(str(self.path), read_only=read_only)
-        except duckdb.Error as exc:
-            raise StateError(open_error(self.path, exc)) from exc
+            if self._writer is not None:
+                self._writer.acquire()  # a second writer is refused now, not queued
+            con = self._open()
+        except LockedError as exc:
+            raise StateError(str(exc)) from exc
+        except BaseException:
+            self._release_writer()
+            raise
         super().__init__(con)
         try:
-            self._run("SET TimeZone = 'UTC'")
             self._check_is_custsync(read_only=read_only)
             self.schema_version: int = (
                 self._current_version() if read_only else self.migrate(migrations())
@@ -81,12 +93,45 @@ class StateStore(Migrations, Runs, Snapshot, Plan, Journal, AuditQueries, Applie
             if not read_only:
                 self._fill_content_keys()
         except BaseException:
-            self.con.close()  # or the file stays locked until the object is collected
+            self.close()  # or the file stays locked until the object is collected
             raise
 
+    def _open(self) -> duckdb.DuckDBPyConnection:
+        try:
+            con = connect(self.path, read_only=self.read_only, wait_s=self.wait_s)
+        except LockedError as exc:
+            raise StateError(str(exc)) from exc
+        except duckdb.Error as exc:
+            raise StateError(open_error(self.path, exc)) from exc
+        try:
+            con.execute("SET TimeZone = 'UTC'").fetchall()
+        except BaseException:
+            con.close()
+            raise
+        return con
+
+    def _reconnect(self) -> duckdb.DuckDBPyConnection:
+        if self._closed:
+            raise StateError(f"{self.path}: the state store is closed")
+        return self._open()
+
+    def release(self) -> None:
+        """Close the DuckDB file until the next read or write (which opens it again, waiting
+        for a reader that got in meanwhile), so that readers can open it between a run's
+        writes. The writer lock stays: no other writer gets in. Never inside a transaction."""
+        if self._con is not None:
+            self._con.close()
+            self._con = None
+
     def close(self) -> None:
-        """Close the connection (idempotent)."""
-        self.con.close()
+        """Close the connection and give the writer lock back (idempotent)."""
+        self._closed = True
+        self.release()
+        self._release_writer()
+
+    def _release_writer(self) -> None:
+        if self._writer is not None:
+            self._writer.release()
 
     def __enter__(self) -> StateStore:
         return self

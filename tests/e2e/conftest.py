@@ -97,3 +97,15 @@ def route_counts(sandbox: SandboxServer) -> dict[str, int]:
 
 def state_file() -> str:
     return os.environ["CUSTSYNC_STATE"]
+
+
+@pytest.fixture(scope="session")
+def trigger_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """A real ``prefect server`` whose triggers and actions services run (automations fire)."""
+    from tests.e2e.prefect_server import TRIGGER_SERVICES, PrefectServer
+
+    with PrefectServer(
+        tmp_path_factory.mktemp("prefect-triggers"), services=TRIGGER_SERVICES
+    ) as server:
+        server.wait()
+        yield server

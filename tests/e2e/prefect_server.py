@@ -27,11 +27,39 @@ def free_port() -> int:
         return port
 
 
-class PrefectServer:
-    """``prefect server start`` with its own PREFECT_HOME, no UI, no services, no analytics."""
+TRIGGER_SERVICES = {
+    # What automations need: the triggers setting runs both the triggers (reactive and
+    # proactive) and the actions (notifications). The rest stays off: CPU, and nothing to test.
+    "PREFECT_SERVER_SERVICES_TRIGGERS_ENABLED": "true",
+    "PREFECT_SERVER_SERVICES_EVENT_PERSISTER_ENABLED": "false",
+    "PREFECT_SERVER_SERVICES_REPOSSESSOR_ENABLED": "false",
+    "PREFECT_SERVER_SERVICES_DB_VACUUM_ENABLED": "false",
+    "PREFECT_SERVER_SERVICES_SCHEDULER_ENABLED": "false",
+    "PREFECT_SERVER_SERVICES_LATE_RUNS_ENABLED": "false",
+    "PREFECT_SERVER_SERVICES_FOREMAN_ENABLED": "false",
+    "PREFECT_SERVER_SERVICES_CANCELLATION_CLEANUP_ENABLED": "false",
+    "PREFECT_SERVER_SERVICES_PAUSE_EXPIRATIONS_ENABLED": "false",
+    "PREFECT_SERVER_SERVICES_TASK_RUN_RECORDER_ENABLED": "false",
+    "PREFECT_SERVER_SERVICES_EVENT_LOGGER_ENABLED": "false",
+    # Proactive triggers are evaluated this often (default 5 s).
+    "PREFECT_SERVER_EVENTS_PROACTIVE_GRANULARITY": "PT1S",
+}
+"""Settings of a server that evaluates automations (``PrefectServer(..., services=...)``)."""
 
-    def __init__(self, home: Path, *, startup_timeout: float = 180.0) -> None:
+
+class PrefectServer:
+    """``prefect server start`` with its own PREFECT_HOME, no UI, no analytics, and no services
+    unless ``services`` (settings such as :data:`TRIGGER_SERVICES`) says which."""
+
+    def __init__(
+        self,
+        home: Path,
+        *,
+        startup_timeout: float = 180.0,
+        services: dict[str, str] | None = None,
+    ) -> None:
         self.home = home
+        self.services = services
         self.port = free_port()
         self.api_url = f"http://127.0.0.1:{self.port}/api"
         self.startup_timeout = startup_timeout
@@ -46,13 +74,15 @@ class PrefectServer:
             "PREFECT_HOME": str(self.home),
             "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
             "PREFECT_SERVER_UI_ENABLED": "false",
+            **(self.services or {}),
         }
         env.pop("PREFECT_API_URL", None)
         prefect = Path(sys.executable).with_name("prefect")
         command = [str(prefect), "server", "start", "--host", "127.0.0.1", "--port", str(self.port)]
+        flags = ["--no-ui", "--analytics-off", *([] if self.services else ["--no-services"])]
         with self._log.open("wb") as log:
             self._process = subprocess.Popen(
-                [*command, "--no-services", "--no-ui", "--analytics-off"],
+                [*command, *flags],
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 env=env,

@@ -78,13 +78,13 @@ def test_a_run_its_inputs_rule_out_stops_before_prefect(tmp_path: Path, case: st
         env["CUSTSYNC_SUMUP_API_KEY"] = "sup_sk_sandbox"
     holder = None
     if case == "locked state file":
-        # Another process holds the state file, as a running sync does.
+        # Another process writes the state file, as a running sync does (its writer lock).
         holder = subprocess.Popen(
             [
                 sys.executable,
                 "-c",
-                "import duckdb, sys, time; con = duckdb.connect(sys.argv[1]);"
-                " print('held', flush=True); time.sleep(60)",
+                "import sys, time; from pipelines.state.store import StateStore;"
+                " s = StateStore(sys.argv[1]); print('held', flush=True); time.sleep(60)",
                 env["CUSTSYNC_STATE"],
             ],
             stdout=subprocess.PIPE,

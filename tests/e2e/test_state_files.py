@@ -75,7 +75,8 @@ def test_report_on_a_state_file_a_sync_holds(tmp_path: Path) -> None:
     )  # fmt: skip
     try:
         assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
-        done = run_cli("report", "--state", str(path))
+        # It never lets go, as no sync does: the report waits CUSTSYNC_STATE_WAIT, then says so.
+        done = run_cli("report", "--state", str(path), env={"CUSTSYNC_STATE_WAIT": "1"})
     finally:
         holder.kill()
         holder.wait()

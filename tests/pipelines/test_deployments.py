@@ -42,3 +42,18 @@ def test_entrypoint_imports_and_parameters_fit(deployment: dict) -> None:  # typ
     signature.bind(**{**per_run, **params})
     secrets = {"token", "api_key", "password"}
     assert not secrets & {p.lower() for p in params}, "credentials are never parameters"
+
+
+WRITERS = {"nightly-sync-verifone", "nightly-sync-sumup", "crm-migration"}
+
+
+@pytest.mark.parametrize("deployment", DEPLOYMENTS, ids=lambda d: d["name"])
+def test_runs_that_write_the_state_file_queue(deployment: dict) -> None:  # type: ignore[type-arg]
+    from prefect.client.schemas.objects import ConcurrencyLimitConfig, ConcurrencyLimitStrategy
+
+    if deployment["name"] not in WRITERS:
+        assert "concurrency_limit" not in deployment  # a report reads between a run's writes
+        return
+    config = ConcurrencyLimitConfig.model_validate(deployment["concurrency_limit"])
+    assert config.limit == 1
+    assert config.collision_strategy == ConcurrencyLimitStrategy.ENQUEUE
