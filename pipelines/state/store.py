@@ -23,8 +23,8 @@ from types import TracebackType
 
 import duckdb
 
-from pipelines.state.applied import AppliedPlans
 from pipelines.state.access import WAIT_S, LockedError, WriterLock, connect
+from pipelines.state.applied import AppliedPlans
 from pipelines.state.journal import Journal
 from pipelines.state.migrations import (
     MIGRATIONS_DIR,
