@@ -49,6 +49,9 @@ class Settings:
     max_delete_fraction: float = 0.10
     max_reject_fraction: float = 0.05
     """A run whose extract has more rejected rows than this fraction sends nothing (exit 3)."""
+    landing_settle_s: float = 1.0
+    """A landing-folder file whose size or modification time changes within this many seconds
+    is still being written: its night waits (:mod:`pipelines.landing`)."""
     quarantine_after: int = 5
     """A record whose action failed in this many runs is quarantined (planned no more)."""
     providers: Mapping[str, ProviderSettings] = field(default_factory=dict)

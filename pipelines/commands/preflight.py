@@ -1,6 +1,7 @@
 """Preflight: what a run can be refused for without the provider, checked before Prefect loads.
 
-Settings, the column mapping, the extract files and their headers, the instruments extract,
+Settings, the column mapping, the extract files and their headers (for a landing-folder run:
+that the folder exists; the run itself judges what arrived), the instruments extract,
 credentials (when no Prefect API could hold them in a Secret block) and the state file (a
 DuckDB file of custsync's that no other process holds). The first problem is printed once, on
 stderr, with exit code 2; importing Prefect alone takes longer than all of it.
@@ -32,6 +33,7 @@ def preflight(options: Mapping[str, Any], *, flow: str, as_json: bool = False) -
 
     from pipelines.connect import build_connector
     from pipelines.extract import ExtractError, check_headers, expand_paths
+    from pipelines.landing import landing_folders_missing
     from pipelines.settings import SettingsError, load_settings
     from pipelines.state.store import StateError, StateStore
 
@@ -41,10 +43,17 @@ def preflight(options: Mapping[str, Any], *, flow: str, as_json: bool = False) -
         settings.provider(options["target"])
     except SettingsError as exc:
         fail(str(exc))
-    try:
-        check_headers(options["extract"], mapping=mapping)
-    except ExtractError as exc:
-        fail(f"extract: {exc}")
+    if options.get("landing"):
+        # What the folder holds tonight is the run's to judge (a file may still be arriving,
+        # an empty folder is "nothing new"); a folder that does not exist is a setting to fix.
+        missing = landing_folders_missing(options["extract"])
+        if missing:
+            fail(f"extract: the landing folder {missing[0]} does not exist")
+    else:
+        try:
+            check_headers(options["extract"], mapping=mapping)
+        except ExtractError as exc:
+            fail(f"extract: {exc}")
     try:
         expand_paths(options.get("instruments") or (), optional=True)
     except ExtractError as exc:
