@@ -52,9 +52,7 @@ def model(
             fate[f.path] = "waiting"
         elif f.sha256 in seen:
             fate[f.path] = "synced"
-        elif not new(f):
-            fate[f.path] = "superseded"
-        elif newest_only and f.night != newest:
+        elif not new(f) or (newest_only and f.night != newest):
             fate[f.path] = "superseded"
         else:
             fate[f.path] = "read"
