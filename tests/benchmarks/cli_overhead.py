@@ -41,9 +41,9 @@ from tests.e2e.prefect_server import PrefectServer  # noqa: E402
 CLI = [sys.executable, "-c", "import sys; from pipelines.cli import main; main(sys.argv[1:])"]
 
 
-def _timed(argv: list[str], env: dict[str, str], expect: int) -> float:
+def _timed(argv: list[str], env: dict[str, str], expect: int, cwd: Path = ROOT) -> float:
     started = time.perf_counter()
-    done = subprocess.run(argv, env=env, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    done = subprocess.run(argv, env=env, cwd=cwd, capture_output=True, text=True, timeout=600)
     elapsed = time.perf_counter() - started
     if done.returncode != expect:
         raise SystemExit(f"{argv[-6:]} exited {done.returncode}, not {expect}: {done.stderr}")
@@ -88,6 +88,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--rows", type=int, default=100_000, help="rows of the no-op extract")
+    parser.add_argument(
+        "--before",
+        type=Path,
+        help="another source tree of custsync (e.g. `git archive` of an older commit): its "
+        "no-op run is timed too, as noop_100k_server_before, for a before/after in one run",
+    )
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="custsync-cli-overhead-"))
     server = PrefectServer(work / "prefect-server").start()
@@ -116,8 +122,12 @@ def _measure(args: argparse.Namespace, work: Path, server: PrefectServer) -> Non
         "noop_100k_server": ([*CLI, "sync", str(noop), "-t", "verifone", "--json"], 0),
     }
     server.wait()
+    cwds = dict.fromkeys(cases, ROOT)
+    if args.before is not None:
+        cases["noop_100k_server_before"] = cases["noop_100k_server"]
+        cwds["noop_100k_server_before"] = args.before.resolve()  # `-c` imports from the cwd
     envs = {name: env for name in cases}
-    envs["noop_100k_server"] = {
+    envs["noop_100k_server"] = envs["noop_100k_server_before"] = {
         **env,
         "PREFECT_API_URL": server.api_url,
         "CUSTSYNC_STATE": str(noop_state),
@@ -126,22 +136,27 @@ def _measure(args: argparse.Namespace, work: Path, server: PrefectServer) -> Non
         # Nothing is sent: a port nobody listens on proves it (a call would fail the run).
         "CUSTSYNC_VERIFONE_BASE_URL": "http://127.0.0.1:9",
     }
-    for name in ("dry_run_no_server", "noop_100k_server"):
-        _timed(cases[name][0], envs[name], 0)  # warm: the page cache, the state file, the API
+    for name in cases:
+        if name.startswith(("dry_run", "noop")):  # warm: page cache, state file, the API
+            _timed(cases[name][0], envs[name], 0, cwds[name])
     times: dict[str, list[float]] = {name: [] for name in cases}
     load_before = os.getloadavg()[0]
     for round_no in range(args.repeat):
         order = list(cases) if round_no % 2 == 0 else list(reversed(cases))
         for name in order:
             argv, expect = cases[name]
-            times[name].append(_timed(argv, envs[name], expect))
+            times[name].append(_timed(argv, envs[name], expect, cwds[name]))
     median = {name: statistics.median(values) for name, values in times.items()}
     base = median["import_prefect"]
     result = {
         **{f"{name}_s": round(value, 3) for name, value in median.items()},
         "preflight_refusal_vs_import_prefect": round(median["preflight_refusal"] / base, 2),
         "dry_run_no_server_vs_import_prefect": round(median["dry_run_no_server"] / base, 2),
-        "noop_100k_server_vs_import_prefect": round(median["noop_100k_server"] / base, 2),
+        **{
+            f"{name}_vs_import_prefect": round(median[name] / base, 2)
+            for name in median
+            if name.startswith("noop")
+        },
         "noop_rows": args.rows,
         "runs": {name: [round(v, 3) for v in values] for name, values in times.items()},
         "load_before": round(load_before, 2),
