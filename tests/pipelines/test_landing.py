@@ -229,3 +229,25 @@ def test_synced_means_a_finished_run_or_files_moved_never_a_dry_run_or_a_guard_s
         seen, night = store.synced_inputs("sumup", other_than=asking)
     assert seen == {"a", "d", "e"}
     assert night == "20261203"  # instruments' nights do not count, nor other targets'
+
+
+def test_the_run_artifact_says_what_became_of_each_file() -> None:
+    from pipelines.summary import landing_markdown
+
+    choice = choose(
+        [
+            Found(Path("in/c-20261205.csv"), "20261205", 1, False, "a"),
+            Found(Path("in/c-20261206.csv"), "20261206", 1, False, "b"),
+            Found(Path("in/c-20261207.csv.part"), "20261207", 1, True),
+        ],
+        seen=set(),
+        synced_night=None,
+    )
+    report = landing.Landing(customers=choice, moved={"in/c-20261206.csv": "p/c-20261206.csv"})
+    lines = landing_markdown(report.report())
+    assert "#### Landing folder (night 20261206)" in lines
+    assert "| `in/c-20261206.csv` | customers | read | `p/c-20261206.csv` |" in lines
+    assert "| `in/c-20261205.csv` | customers | superseded (not read) |  |" in lines
+    assert "| `in/c-20261207.csv.part` | customers | still being written (left) |  |" in lines
+    nothing = landing.Landing(customers=choose([], seen=set(), synced_night=None))
+    assert landing_markdown(nothing.report())[-1] == "No file arrived."
