@@ -105,6 +105,16 @@ class Worker:
         ).json()
         return flow_run
 
+    def artifact(self, flow_run_id: str) -> str:
+        """The markdown artifact the flow run published."""
+        found = httpx.post(
+            f"{self.api_url}/artifacts/filter",
+            json={"artifacts": {"flow_run_id": {"any_": [flow_run_id]}}},
+            timeout=30,
+        ).json()
+        assert len(found) == 1, found
+        return str(found[0]["data"])
+
 
 @pytest.fixture(scope="module")
 def worker(tmp_path_factory: pytest.TempPathFactory, sandbox: SandboxServer) -> Iterator[Worker]:
@@ -151,6 +161,9 @@ def test_two_nights_dropped_the_newest_is_synced_by_the_deployment_and_a_rerun_r
         "customers-20261206-part2.parquet",
     ]
     assert not list(incoming.iterdir())
+    artifact = worker.artifact(first["id"])
+    assert "#### Landing folder (night 20261206)" in artifact
+    assert "customers-20261205.parquet` | customers | superseded (not read) |" in artifact
     calls = total_calls(sandbox)
 
     rerun = worker.run(**params)
