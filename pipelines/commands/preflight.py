@@ -45,19 +45,21 @@ def preflight(options: Mapping[str, Any], *, flow: str, as_json: bool = False) -
         fail(str(exc))
     if options.get("landing"):
         # What the folder holds tonight is the run's to judge (a file may still be arriving,
-        # an empty folder is "nothing new"); a folder that does not exist is a setting to fix.
-        missing = landing_folders_missing(options["extract"])
-        if missing:
-            fail(f"extract: the landing folder {missing[0]} does not exist")
+        # an empty folder is "nothing new", a file named outright may have been moved to
+        # processed/ by last night's run); a folder that does not exist is a setting to fix.
+        for what, key in (("extract", "extract"), ("instruments extract", "instruments")):
+            missing = landing_folders_missing(options.get(key) or ())
+            if missing:
+                fail(f"{what}: the landing folder {missing[0]} does not exist")
     else:
         try:
             check_headers(options["extract"], mapping=mapping)
         except ExtractError as exc:
             fail(f"extract: {exc}")
-    try:
-        expand_paths(options.get("instruments") or (), optional=True)
-    except ExtractError as exc:
-        fail(f"instruments extract: {exc}")
+        try:
+            expand_paths(options.get("instruments") or (), optional=True)
+        except ExtractError as exc:
+            fail(f"instruments extract: {exc}")
     if not options.get("dry_run") and not os.environ.get("PREFECT_API_URL"):
         # With a Prefect API, credentials may be in its Secret blocks: the run reads them.
         try:

@@ -199,7 +199,13 @@ def test_preflight_a_missing_landing_folder_is_exit_2_an_empty_one_is_nothing_ne
         f"error: extract: the landing folder {tmp_path / 'nope'} does not exist",
         "prefect imported: False",
     ]
-    empty = _cli(sandbox, state, "sync", glob, "-t", "sumup", "--landing", "--json")
+    bad_instruments = ["--instruments", str(tmp_path / "gone" / "instruments.csv")]
+    refused = _cli(sandbox, state, "sync", glob, "-t", "sumup", "--landing", *bad_instruments)
+    assert refused.returncode == 2
+    assert f"instruments extract: the landing folder {tmp_path / 'gone'}" in refused.stderr
+    # A file named outright (no glob) that last night's run moved away is not an error.
+    moved_away = ["--instruments", str(tmp_path / "incoming" / "instruments.csv")]
+    empty = _cli(sandbox, state, "sync", glob, "-t", "sumup", "--landing", "--json", *moved_away)
     assert empty.returncode == 0, empty.stderr
     summary = _summary(empty)
     assert summary["message"] == f"nothing new in the landing folder (no file matches {glob})"
