@@ -43,6 +43,8 @@ def preflight(options: Mapping[str, Any], *, flow: str, as_json: bool = False) -
         settings.provider(options["target"])
     except SettingsError as exc:
         fail(str(exc))
+    if options.get("processed") and not options.get("landing"):
+        fail("--processed is where a landing-folder run moves its files: it needs --landing")
     if options.get("landing"):
         # What the folder holds tonight is the run's to judge (a file may still be arriving,
         # an empty folder is "nothing new", a file named outright may have been moved to

@@ -199,6 +199,8 @@ def test_preflight_a_missing_landing_folder_is_exit_2_an_empty_one_is_nothing_ne
         f"error: extract: the landing folder {tmp_path / 'nope'} does not exist",
         "prefect imported: False",
     ]
+    alone = _cli(sandbox, state, "sync", str(DAY1), "-t", "sumup", "--processed", "x")
+    assert alone.returncode == 2 and "it needs --landing" in alone.stderr
     bad_instruments = ["--instruments", str(tmp_path / "gone" / "instruments.csv")]
     refused = _cli(sandbox, state, "sync", glob, "-t", "sumup", "--landing", *bad_instruments)
     assert refused.returncode == 2
