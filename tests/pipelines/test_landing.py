@@ -251,3 +251,51 @@ def test_the_run_artifact_says_what_became_of_each_file() -> None:
     assert "| `in/c-20261207.csv.part` | customers | still being written (left) |  |" in lines
     nothing = landing.Landing(customers=choose([], seen=set(), synced_night=None))
     assert landing_markdown(nothing.report())[-1] == "No file arrived."
+
+
+DATES = [("2026", "12", "03"), ("2026", "12", "04"), ("2026", "12", "06")]
+CONTENTS = [b"external_id\nA\n", b"external_id\nB\n", b"external_id\nC\n", b"external_id\n"]
+
+
+@st.composite
+def dropped(draw: st.DrawFn) -> list[tuple[str, str, bytes, bool]]:
+    """Files as a CRM drops them: (name, night, content, still being written)."""
+    files = {}
+    for _ in range(draw(st.integers(0, 7))):
+        year, month, day = draw(st.sampled_from(DATES))
+        stamp = draw(st.sampled_from([f"{year}{month}{day}", f"{year}-{month}-{day}"]))
+        part = draw(st.sampled_from(["", "-part1", "-part2", "_2"]))
+        writing = draw(st.sampled_from([False, False, False, True]))
+        name = f"customers-{stamp}{part}.csv" + (".part" if writing else "")
+        files[name] = (name, f"{year}{month}{day}", draw(st.sampled_from(CONTENTS)), writing)
+    return list(files.values())
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    dropped(),
+    st.sets(st.sampled_from(CONTENTS), max_size=2),
+    st.none() | st.sampled_from(["20261203", "20261205"]),
+)
+def test_a_folder_of_real_files_is_split_as_the_model_says(
+    tmp_path_factory: pytest.TempPathFactory,
+    files: list[tuple[str, str, bytes, bool]],
+    synced: set[bytes],
+    synced_night: str | None,
+) -> None:
+    import hashlib
+
+    folder = tmp_path_factory.mktemp("incoming")
+    (folder / "notes.txt").write_text("not an extract")
+    expected = []
+    for name, night, content, writing in files:
+        (folder / name).write_bytes(content)
+        digest = None if writing else hashlib.sha256(content).hexdigest()
+        expected.append(Found(folder / name, night, len(content), writing, digest))
+    seen = {hashlib.sha256(c).hexdigest() for c in synced}
+
+    (found,) = scan([[str(folder / "customers-*.csv")]], settle_s=0)
+
+    assert sorted(found, key=lambda f: f.path) == sorted(expected, key=lambda f: f.path)
+    choice = choose(found, seen=seen, synced_night=synced_night)
+    assert fates(choice) == model(expected, frozenset(seen), synced_night, True)
