@@ -110,10 +110,13 @@ _EXIT: list[int] = []
 def _skip_teardown() -> None:
     """End a process that imported Prefect without tearing the interpreter down.
 
-    Runs after every other exit handler (Prefect's event and log queues were drained before
-    them, at thread shutdown; its loop threads stopped in theirs), with the command's own exit
-    code. What is left is freeing the ~2,000 modules Prefect and polars import: 0.4-0.9 s per
-    run measured here (issue 10), for nothing. The state file was closed by the run.
+    Registered when main() starts, so it runs after every exit handler registered since
+    (Prefect's event and log queues were drained before them, at thread shutdown; its loop
+    threads stop in theirs), with the command's own exit code. What is left is freeing the
+    ~2,000 modules Prefect and polars import: 0.9-1.8 s per run measured here under load
+    (issue 10), for nothing; the run closed its state file. Only when main() parses the
+    process's own command line (a caller's ``main([...])`` returns to it); an exit handler a
+    wrapper registered before main() does not run.
     """
     if not _EXIT or "prefect" not in sys.modules:
         return
