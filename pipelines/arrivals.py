@@ -35,9 +35,8 @@ def look(run: Run) -> Landing:
     )
     for choice in (landing.customers, landing.instruments):
         _explain(choice)
-    if landing.nothing_new:
+    if landing.nothing_new:  # the run's logger says so (orchestration)
         run.note = _nothing_new(landing.customers, list(spec.extract))
-        log.info("%s", run.note)
     else:
         log.info(
             "landing folder: night %s, %d file(s) to read",
