@@ -113,6 +113,8 @@ def test_two_nights_the_newest_is_read_the_older_moved_unread_and_a_rerun_reads_
     assert third.returncode == 0, third.stderr
     assert "nothing new in the landing folder" in third.stdout
     assert "already synced (same SHA-256)" in third.stderr
+    line = "landing folder: night none · 1 already synced · 1 still being written · 1 moved"
+    assert f"{line} to processed/\n" in third.stdout  # one line, however narrow the output
     assert total_calls(sandbox) == calls
     assert (processed / "customers-20261206.1.csv").read_bytes() == DAY1.read_bytes()
     assert (processed / "customers-20261206.csv").read_bytes() == DAY1.read_bytes()
