@@ -82,6 +82,9 @@ class ExtractResult:
     """The files read, globs expanded, in order."""
     warnings: list[str] = field(default_factory=list)
     """Things the user should know that did not stop the read (ignored columns, casts)."""
+    rows: list[int] = field(default_factory=list)
+    """Data rows of each of :attr:`files` (a CSV's as parsed, a Parquet file's from its
+    footer), for the run's ``inputs``."""
 
     def check_readable(self) -> None:
         """Raise :class:`ExtractError` naming a Parquet file whose data pages do not decode.
@@ -380,20 +383,31 @@ def _read_file(
     wanted: Sequence[str],
     required: Sequence[str],
     warnings: list[str],
-) -> pl.LazyFrame:
+) -> tuple[pl.LazyFrame, int]:
+    """The file's wanted columns (lazily for Parquet) and its number of data rows."""
     delimiter = mapping.delimiter if mapping else ","
     if _kind(path) == "csv":
         names = _csv_header(path, delimiter)
         chosen = _select(names, path, mapping, wanted, required, warnings)
-        frame = _read_csv(path, chosen, names, delimiter).lazy()
+        parsed = _read_csv(path, chosen, names, delimiter)
+        frame, rows = parsed.lazy(), parsed.height
     else:
         names, schema = _parquet_schema(path)
         chosen = _select(names, path, mapping, wanted, required, warnings)
         frame = pl.scan_parquet(path).select(_parquet_columns(path, schema, chosen, warnings))
+        rows = _parquet_rows(path)
     present = set(chosen.values())
     return frame.select(
         pl.col(name) if name in present else pl.lit(None, pl.String).alias(name) for name in wanted
-    )
+    ), rows
+
+
+def _parquet_rows(path: Path) -> int:
+    """A Parquet file's row count, from its footer (read by :func:`_parquet_schema` already)."""
+    try:
+        return int(pq.read_metadata(path).num_rows)
+    except (pa.ArrowException, OSError) as exc:
+        raise ExtractError(f"not a readable Parquet file ({_first_line(exc)})", file=path) from exc
 
 
 def read_extract(paths: Sequence[str | Path], *, mapping: Path | None = None) -> ExtractResult:
@@ -408,12 +422,15 @@ def read_extract(paths: Sequence[str | Path], *, mapping: Path | None = None) ->
     files = expand_paths(paths)
     column_mapping = load_mapping(mapping) if mapping is not None else None
     warnings: list[str] = []
-    frames = [
+    read = [
         _read_file(path, column_mapping, CANONICAL_COLUMNS, REQUIRED_COLUMNS, warnings)
         for path in files
     ]
+    frames = [frame for frame, _rows in read]
     frame = pl.concat(frames, how="vertical") if len(frames) > 1 else frames[0]
-    return ExtractResult(frame=frame, files=files, warnings=warnings)
+    return ExtractResult(
+        frame=frame, files=files, warnings=warnings, rows=[rows for _frame, rows in read]
+    )
 
 
 def check_headers(paths: Sequence[str | Path], *, mapping: Path | None = None) -> list[Path]:
@@ -440,11 +457,19 @@ def read_instruments(paths: Sequence[str | Path]) -> pl.DataFrame:
     :class:`ExtractError` (deactivating "some" instrument is never what was meant). The
     extract is optional: a glob matching no file means nothing to deactivate (an empty frame).
     """
+    return read_instrument_files(paths).frame.collect()
+
+
+def read_instrument_files(paths: Sequence[str | Path]) -> ExtractResult:
+    """:func:`read_instruments`, with the files read and their row counts (the frame eager)."""
     files = expand_paths(paths, optional=True)
     warnings: list[str] = []
     frames = []
+    counts = []
     for path in files:
-        frame = _read_file(path, None, INSTRUMENT_COLUMNS, INSTRUMENT_COLUMNS, warnings).collect()
+        lazy, rows = _read_file(path, None, INSTRUMENT_COLUMNS, INSTRUMENT_COLUMNS, warnings)
+        frame = lazy.collect()
+        counts.append(rows)
         frame = frame.with_columns(
             pl.col(c).str.strip_chars().replace("", None) for c in INSTRUMENT_COLUMNS
         )
@@ -459,5 +484,7 @@ def read_instruments(paths: Sequence[str | Path]) -> pl.DataFrame:
             )
         frames.append(frame)
     if not frames:
-        return pl.DataFrame(schema=INSTRUMENT_SCHEMA)
-    return pl.concat(frames).unique(maintain_order=True)
+        found = pl.DataFrame(schema=INSTRUMENT_SCHEMA)
+    else:
+        found = pl.concat(frames).unique(maintain_order=True)
+    return ExtractResult(frame=found.lazy(), files=files, warnings=warnings, rows=counts)

@@ -5,6 +5,10 @@ hands it Prefect tasks, its run logger, Secret blocks and an artifact) and of a 
 without a Prefect server (:mod:`pipelines.local`: the same stage functions, called directly,
 the state file the only record). This module imports nothing of Prefect.
 
+A landing-folder run (``spec.landing``) chooses its files after recovery
+(:func:`pipelines.arrivals.look`; with nothing new it ends there, exit code 0) and moves them
+to ``processed/`` at the end (:func:`pipelines.arrivals.put_away`).
+
 Stages never raise for what a user can cause (bad file, bad setting, refused credentials, a
 guard): they stop the run with an exit code. Nor for a bug: the run ends ``crashed`` (exit code
 70) with a crash file (:mod:`pipelines.crash`), and what earlier batches recorded stays.
@@ -20,7 +24,7 @@ from typing import Any
 
 import duckdb
 
-from pipelines import crash
+from pipelines import arrivals, crash
 from pipelines.exit_codes import ExitCode
 from pipelines.extract import ExtractError
 from pipelines.guards import check_guards
@@ -67,6 +71,7 @@ async def run_stages(spec: RunSpec, engine: Engine) -> dict[str, Any]:
         if not crash.is_internal(exc):
             raise
         return crashed_before_start(spec, exc, started)
+    past_guards = False
     try:
         if spec.calls_provider:  # a real run, or a migration's dry run (its look-ups)
             with run.stop_on_error():
@@ -78,9 +83,15 @@ async def run_stages(spec: RunSpec, engine: Engine) -> dict[str, Any]:
             run.store.release()
             if settled:
                 logger.info("settled %d action(s) left in flight by an earlier run", settled)
-        planned = 0 if run.stopped else engine.plan(run)
+        if spec.landing and not run.stopped:
+            with run.stop_on_error():
+                arrivals.look(run)
+        nothing_new = run.landing is not None and run.landing.nothing_new
+        if nothing_new and not run.stopped:
+            logger.info("%s", run.note)
+        planned = 0 if run.stopped or nothing_new else engine.plan(run)
         run.store.release()
-        if not run.stopped:
+        if not run.stopped and not nothing_new:
             logger.info("%d action(s) planned, %d unchanged", planned, run.plan.counts.unchanged)
             # An apply's plan passed the guards when it was planned (its dry run ended planned).
             guard = None if spec.plan_run else check_guards(run.plan.counts, spec, run.settings)
@@ -90,6 +101,8 @@ async def run_stages(spec: RunSpec, engine: Engine) -> dict[str, Any]:
             adopted = await engine.look_up(run)
             if adopted:
                 logger.info("%d planned create(s) exist at the provider: adopted", adopted)
+        # Past planning and its guards: what was read is done with, whatever the batches do.
+        past_guards = not run.stopped and not nothing_new
         if not spec.dry_run and planned and not run.stopped:
             listener().start(f"{spec.target}: {spec.mode}", planned)
             try:
@@ -106,6 +119,9 @@ async def run_stages(spec: RunSpec, engine: Engine) -> dict[str, Any]:
         run.crash(exc)
     finally:
         await run.aclose()
+    if run.landing is not None:
+        with run.stop_on_error():
+            arrivals.put_away(run, read=past_guards)
     summary = run.finish(duration_s=time.monotonic() - started)
     await engine.publish(run, summary)
     return summary

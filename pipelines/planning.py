@@ -10,10 +10,12 @@ from __future__ import annotations
 import logging
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import polars as pl
 
-from pipelines.extract import read_extract, read_instruments
+from pipelines.arrivals import known_hashes
+from pipelines.extract import ExtractResult, read_extract, read_instrument_files
 from pipelines.instruments import plan_deactivations
 from pipelines.provenance import file_facts
 from pipelines.run import Run
@@ -35,10 +37,10 @@ def plan(run: Run) -> int:
 
 def _make_plan(run: Run) -> int:
     spec, target = run.spec, run.spec.target
-    extract = read_extract(list(spec.extract), mapping=Path(spec.mapping) if spec.mapping else None)
+    extract = read_extract(_paths(run), mapping=Path(spec.mapping) if spec.mapping else None)
     for warning in extract.warnings:
         log.warning("%s", warning)
-    run.store.record_provenance(run.run_id, {"inputs": file_facts(extract.files)})
+    run.record_inputs(_facts(run, extract, "customers"))
     snapshot = run.store.snapshot(target, columns=DIFF_COLUMNS)
     snapshot_active = snapshot.filter(pl.col("status") == "active").height
     # One streaming pass: normalise, validate, map, hash, diff (rejected keys are never
@@ -71,7 +73,7 @@ def _make_plan(run: Run) -> int:
     # file): the summary reports the rows the diff found unchanged.
     run.use_plan(StoredPlan(counts=counts))
     actions = planned.plan
-    if spec.instruments:
+    if spec.instruments:  # a landing-folder run reads what the folder holds today, maybe none
         actions = pl.concat([actions, _instrument_rows(run)], how="diagonal_relaxed")
     run.store.write_plan(run.run_id, target, actions)
     if spec.dry_run:
@@ -109,10 +111,35 @@ def _instrument_rows(run: Run) -> pl.DataFrame:
     """Plan rows for the explicit instrument deactivations; bad rows become rejects."""
     target = run.spec.target
     done = run.store.succeeded_plan_ids(target, "deactivate")
-    instruments = read_instruments(list(run.spec.instruments))
+    read = read_instrument_files(_paths(run, instruments=True))
+    run.record_inputs(_facts(run, read, "instruments"))
+    instruments = read.frame.collect()
     if instruments.height == 0:
         log.info("no instruments extract today: nothing to deactivate")
     rows, rejects = plan_deactivations(instruments, target, done)
     if rejects.height:
         run.store.write_rejects(run.run_id, target, rejects)
     return rows
+
+
+def _paths(run: Run, *, instruments: bool = False) -> list[str]:
+    """The files (or globs) to read: a landing-folder run's chosen ones, else the spec's."""
+    if run.landing is not None:
+        choice = run.landing.instruments if instruments else run.landing.customers
+        return [str(found.path) for found in choice.read]
+    return list(run.spec.instruments if instruments else run.spec.extract)
+
+
+def _facts(run: Run, read: ExtractResult, kind: str) -> list[dict[str, Any]]:
+    """The ``runs.inputs`` entries of the files ``read``: path, bytes, SHA-256, rows, kind, and
+    the night of a landing-folder run's files."""
+    facts = file_facts(read.files, rows=read.rows, hashes=known_hashes(run))
+    nights = {}
+    if run.landing is not None:
+        chosen = (*run.landing.customers.read, *run.landing.instruments.read)
+        nights = {str(found.path): found.night for found in chosen}
+    for fact in facts:
+        fact["kind"] = kind
+        if fact["path"] in nights:
+            fact["night"] = nights[fact["path"]]
+    return facts

@@ -2,7 +2,8 @@
 
 The custsync version, the machine and operating-system user, the Prefect flow run and
 deployment (when there is one), the effective settings (a secret only as ``"set"`` or
-``"unset"``) and the input files (path, bytes, SHA-256). Nothing here is a secret.
+``"unset"``) and the input files (path, bytes, SHA-256, data rows, kind; a landing-folder
+run adds each file's night and where it was moved). Nothing here is a secret.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 import getpass
 import hashlib
 import socket
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from importlib import metadata
 from pathlib import Path
@@ -84,18 +85,37 @@ def effective_settings(settings: Settings) -> dict[str, Any]:
     return out
 
 
-def file_facts(paths: Sequence[Path]) -> list[dict[str, Any]]:
-    """Path, size and SHA-256 of every file (read once, in 1 MiB chunks)."""
+def file_facts(
+    paths: Sequence[Path],
+    *,
+    rows: Sequence[int] = (),
+    hashes: Mapping[Path, str] | None = None,
+) -> list[dict[str, Any]]:
+    """Path, size, SHA-256 and (when ``rows`` gives them, in order) data rows of every file.
+
+    A file whose SHA-256 ``hashes`` already holds (the landing folder hashed it to choose it)
+    is not read again; any other is read once, in 1 MiB chunks.
+    """
     facts = []
-    for path in paths:
-        digest = hashlib.sha256()
-        with path.open("rb") as handle:
-            while chunk := handle.read(_CHUNK):
-                digest.update(chunk)
-        facts.append(
-            {"path": str(path), "bytes": path.stat().st_size, "sha256": digest.hexdigest()}
-        )
+    for n, path in enumerate(paths):
+        known = (hashes or {}).get(path)
+        fact: dict[str, Any] = {
+            "path": str(path),
+            "bytes": path.stat().st_size,
+            "sha256": known or _sha256(path),
+        }
+        if n < len(rows):
+            fact["rows"] = rows[n]
+        facts.append(fact)
     return facts
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while chunk := handle.read(_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def provenance(settings: Settings, origin: Origin, inputs: Sequence[Path] = ()) -> Provenance:

@@ -31,6 +31,7 @@ from pipelines.connect import build_connector
 from pipelines.executor import BatchExecutor
 from pipelines.exit_codes import ExitCode
 from pipelines.extract import ExtractError
+from pipelines.landing import Landing
 from pipelines.ledger import Ledger
 from pipelines.progress import listener
 from pipelines.provenance import Origin, provenance
@@ -67,6 +68,12 @@ class Run:
         self.ledger = Ledger(store, run_id, spec.target)
         self.execute_s = 0.0
         """Seconds spent sending batches (the summary's rate)."""
+        self.landing: Landing | None = None
+        """What a landing-folder run chose to read, and what it moved (:mod:`pipelines.landing`)."""
+        self.inputs: list[dict[str, Any]] = []
+        """The files read, as the ``runs.inputs`` column records them."""
+        self.note: str | None = None
+        """The message of a run that ended well but not as usual (nothing new to read)."""
         self.failures: tuple[pl.DataFrame, int] = (pl.DataFrame(), 0)
         """The first failed and rejected records, and how many (set by :meth:`finish`)."""
         self._connector: CustomerConnector | None = None
@@ -242,6 +249,11 @@ class Run:
         report = crash.record_crash(exc, run_id=self.run_id, state=self.settings.state)
         self._stop = RunStop(ExitCode.INTERNAL, report.message, report.path)
 
+    def record_inputs(self, facts: list[dict[str, Any]]) -> None:
+        """Add files read to the run's ``inputs`` (written at once: a crash keeps them)."""
+        self.inputs.extend(facts)
+        self.store.record_provenance(self.run_id, {"inputs": self.inputs})
+
     def finish(self, *, duration_s: float) -> dict[str, Any]:
         """Record the end of the run and return its summary."""
         summary: dict[str, Any] = {}
@@ -273,7 +285,7 @@ class Run:
             failed = failed_records(summary)
             exit_code = ExitCode.RECORDS_FAILED if failed else ExitCode.OK
             status = "planned" if self.spec.dry_run else "done"
-            message = f"{failed} record(s) failed or were rejected" if failed else None
+            message = f"{failed} record(s) failed or were rejected" if failed else self.note
         summary.update(
             {
                 "run_id": self.run_id,
@@ -289,6 +301,8 @@ class Run:
         )
         if self.spec.plan_run is not None:
             summary["plan_run_id"] = self.spec.plan_run  # the dry run this run applied
+        if self.landing is not None:
+            summary["landing"] = self.landing.report()
         self.store.finish_run(self.run_id, status=status, exit_code=int(exit_code), summary=summary)
         self.store.close()
         return summary

@@ -52,6 +52,9 @@ class Settings:
     state_wait: float = 60.0
     """Seconds a report (or a run reopening the state file between batches) waits for another
     process's hold on the state file before giving up (exit code 2)."""
+    landing_settle_s: float = 1.0
+    """A landing-folder file whose size or modification time changes within this many seconds
+    is still being written: its night waits (:mod:`pipelines.landing`)."""
     quarantine_after: int = 5
     """A record whose action failed in this many runs is quarantined (planned no more)."""
     providers: Mapping[str, ProviderSettings] = field(default_factory=dict)

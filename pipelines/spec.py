@@ -147,6 +147,27 @@ class RunSpec:
             )
         ),
     )
+    landing: bool = field(
+        default=False,
+        metadata=_about(
+            Param(
+                "Read EXTRACT as a landing folder: the newest complete night of new files only "
+                "(none still being written, none synced before), then move the files to "
+                "processed/.",
+                flows=(SYNC,),
+            )
+        ),
+    )
+    processed: str | None = field(
+        default=None,
+        metadata=_about(
+            Param(
+                "Folder a landing-folder run moves its files to (default: processed/ beside "
+                "the landing folder). Nothing there is ever overwritten or deleted.",
+                flows=(SYNC,),
+            )
+        ),
+    )
     adopt_by: tuple[str, ...] = ()
     """Migration: payload fields to adopt an existing remote customer by before creating
     (the target's adoption keys; not a parameter)."""

@@ -130,4 +130,34 @@ def to_markdown(summary: dict[str, Any]) -> str:
     ]
     if summary.get("message"):
         lines += ["", f"> {summary['message']}"]
+    if isinstance(summary.get("landing"), dict):
+        lines += landing_markdown(summary["landing"])
     return "\n".join(lines)
+
+
+def _path(path: str) -> str:
+    return f"`{path}`" if path else ""  # a path is shown whole: its end is what tells
+
+
+_FATES = (
+    ("read", "read"),
+    ("superseded", "superseded (not read)"),
+    ("already_synced", "already synced (not read)"),
+    ("still_being_written", "still being written (left)"),
+)
+
+
+def landing_markdown(landing: dict[str, Any]) -> list[str]:
+    """A landing-folder run's files: what became of each, and where it was moved."""
+    moved: dict[str, str] = landing.get("moved", {})
+    rows = []
+    for group, kind in ((landing, "customers"), (landing.get("instruments") or {}, "instruments")):
+        for key, fate in _FATES:
+            for path in group.get(key, []):
+                where = moved.get(path, "")
+                rows.append(f"| {_path(path)} | {kind} | {fate} | {_path(where)} |")
+    night = landing.get("night")
+    lines = ["", f"#### Landing folder (night {night or 'none'})", ""]
+    if not rows:
+        return [*lines, "No file arrived."]
+    return [*lines, "| file | kind | what | moved to |", "|---|---|---|---|", *rows]

@@ -243,6 +243,9 @@ def print_summary(summary: dict[str, Any], *, as_json: bool) -> None:
             f"{summary['duration_s']} s",
             highlight=False,
         )
+    landing = summary.get("landing")
+    if isinstance(landing, dict):
+        out.print(landing_line(landing), highlight=False, soft_wrap=True)
     colour = (
         "green" if summary["exit_code"] == 0 else "yellow" if summary["exit_code"] == 1 else "red"
     )
@@ -250,6 +253,21 @@ def print_summary(summary: dict[str, Any], *, as_json: bool) -> None:
     out.print(
         f"[{colour}]exit {summary['exit_code']}[/] {summary['status']}{message}", highlight=False
     )
+
+
+def landing_line(landing: dict[str, Any]) -> str:
+    """One line on a landing-folder run's files: the night read and what became of the rest."""
+    counts = [
+        (len(landing["read"]), "read"),
+        (len(landing["superseded"]), "superseded"),
+        (len(landing["already_synced"]), "already synced"),
+        (len(landing["still_being_written"]), "still being written"),
+        (len(landing["instruments"]["read"]), "instruments read"),
+        (len(landing["moved"]), "moved to processed/"),
+        (len(landing["not_moved"]), "NOT moved (see the log)"),
+    ]
+    shown = " · ".join(f"{n} {what}" for n, what in counts if n)
+    return f"landing folder: night {landing['night'] or 'none'} · {shown or 'no file'}"
 
 
 def flat(frame: pl.DataFrame) -> pl.DataFrame:

@@ -1,6 +1,7 @@
 """Preflight: what a run can be refused for without the provider, checked before Prefect loads.
 
-Settings, the column mapping, the extract files and their headers, the instruments extract,
+Settings, the column mapping, the extract files and their headers (for a landing-folder run:
+that the folder exists; the run itself judges what arrived), the instruments extract,
 credentials (when no Prefect API could hold them in a Secret block) and the state file (a
 DuckDB file of custsync's that no other run writes, unless Prefect queues the runs). The first
 problem is printed once, on stderr, with exit code 2; importing Prefect alone takes longer than
@@ -33,6 +34,7 @@ def preflight(options: Mapping[str, Any], *, flow: str, as_json: bool = False) -
 
     from pipelines.connect import build_connector
     from pipelines.extract import ExtractError, check_headers, expand_paths
+    from pipelines.landing import landing_folders_missing
     from pipelines.settings import SettingsError, load_settings
     from pipelines.state.access import LockedError, check_no_writer
     from pipelines.state.store import StateError, StateStore
@@ -43,14 +45,25 @@ def preflight(options: Mapping[str, Any], *, flow: str, as_json: bool = False) -
         settings.provider(options["target"])
     except SettingsError as exc:
         fail(str(exc))
-    try:
-        check_headers(options["extract"], mapping=mapping)
-    except ExtractError as exc:
-        fail(f"extract: {exc}")
-    try:
-        expand_paths(options.get("instruments") or (), optional=True)
-    except ExtractError as exc:
-        fail(f"instruments extract: {exc}")
+    if options.get("processed") and not options.get("landing"):
+        fail("--processed is where a landing-folder run moves its files: it needs --landing")
+    if options.get("landing"):
+        # What the folder holds tonight is the run's to judge (a file may still be arriving,
+        # an empty folder is "nothing new", a file named outright may have been moved to
+        # processed/ by last night's run); a folder that does not exist is a setting to fix.
+        for what, key in (("extract", "extract"), ("instruments extract", "instruments")):
+            missing = landing_folders_missing(options.get(key) or ())
+            if missing:
+                fail(f"{what}: the landing folder {missing[0]} does not exist")
+    else:
+        try:
+            check_headers(options["extract"], mapping=mapping)
+        except ExtractError as exc:
+            fail(f"extract: {exc}")
+        try:
+            expand_paths(options.get("instruments") or (), optional=True)
+        except ExtractError as exc:
+            fail(f"instruments extract: {exc}")
     # A migration's dry run looks its creates up at the provider (reads): it needs them too.
     calls_provider = not options.get("dry_run") or flow == "migrate"
     if calls_provider and not os.environ.get("PREFECT_API_URL"):

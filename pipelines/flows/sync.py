@@ -34,6 +34,9 @@ from transforms.schema import Mode
 WITH_REJECTS = "Completed with rejects"
 """The name of the Completed state of a run with failed or rejected records (exit code 1)."""
 
+NOTHING_NEW = "Nothing new"
+"""The name of the Completed state of a landing-folder run that found nothing to read."""
+
 _TASK = {"cache_policy": NO_CACHE, "persist_result": False, "retries": 0}
 
 
@@ -64,8 +67,15 @@ async def _publish(run: Run, summary: dict[str, Any]) -> None:
 
 def _origin() -> Origin:
     """The Prefect flow run (and deployment) this run is, for its ``runs`` row."""
+    from prefect.context import FlowRunContext
     from prefect.runtime import deployment, flow_run
 
+    context = FlowRunContext.get()
+    run = context.flow_run if context is not None else None
+    if run is not None and run.deployment_id is None:
+        # A CLI run: no deployment. prefect.runtime would ask the API for the flow run to
+        # find that out, with a client of its own: about 1 s measured (issue 10).
+        return Origin(prefect_flow_run_id=str(run.id))
     name = deployment.name
     return Origin(
         prefect_flow_run_id=str(flow_run.id) if flow_run.id else None,
@@ -92,11 +102,16 @@ PREFECT = Engine(
 
 def final_state(summary: dict[str, Any]) -> State[Any]:
     """The flow run's end: ``Failed`` for exit code 2 or more, ``Completed with rejects`` for
-    exit code 1, ``Completed``; the summary is its result."""
+    exit code 1, ``Nothing new`` (Completed) for a landing-folder run that read nothing,
+    ``Completed``; the summary is its result."""
     logger = get_run_logger()
     if summary["exit_code"] >= ExitCode.BAD_INPUT:
         logger.error("run %s: %s", summary["status"], summary.get("message"))
         return Failed(message=str(summary.get("message")), data=summary)
+    landing = summary.get("landing")
+    if summary["exit_code"] == ExitCode.OK and isinstance(landing, dict) and not landing["read"]:
+        # A clean end, named so that an automation can tell "nothing arrived" from a sync.
+        return Completed(name=NOTHING_NEW, message=str(summary.get("message")), data=summary)
     if summary["exit_code"] == ExitCode.RECORDS_FAILED:
         # Completed (the run did its job), but not like a clean run: the Prefect UI, its
         # API and automations see the name, operators see the warning.
@@ -149,6 +164,8 @@ async def sync_flow(
     concurrency: int | None = RunSpec.concurrency,
     batch_size: int | None = RunSpec.batch_size,
     state: str | None = RunSpec.state,
+    landing: bool = RunSpec.landing,
+    processed: str | None = RunSpec.processed,
 ) -> State[Any]:
     """Sync customer extract(s) to one provider.
 
@@ -171,5 +188,9 @@ async def sync_flow(
         concurrency: calls in flight at most.
         batch_size: planned actions per batch (one DuckDB transaction each).
         state: the DuckDB file (default ``$CUSTSYNC_STATE`` or ``data/custsync.duckdb``).
+        landing: read ``extract`` as a landing folder (:mod:`pipelines.landing`): the newest
+            complete night of new files only, then moved to ``processed``.
+        processed: where a landing-folder run moves its files (default: ``processed/``
+            beside the landing folder).
     """
     return await run_flow(RunSpec.from_parameters(SYNC, locals()))

@@ -70,6 +70,31 @@ class Runs(StateBase):
             [status, exit_code, json.dumps(summary, default=str, sort_keys=True), run_id],
         )
 
+    def synced_inputs(self, target: str, *, other_than: str) -> tuple[set[str], str | None]:
+        """What the other runs of ``target`` (all but ``other_than``, the asking one) synced:
+        the SHA-256 of every file they read, and the newest landing-folder night among them.
+
+        A file counts as synced when its run was not a dry run and either finished
+        (``done``) or moved it to ``processed/`` (a run that got past planning and its guards,
+        whatever happened to its batches). A run a guard stopped synced nothing.
+        """
+        rows = self._run(
+            "SELECT status, inputs FROM runs WHERE target = ? AND NOT dry_run"
+            " AND inputs IS NOT NULL AND run_id <> ?",
+            [target, other_than],
+        )
+        hashes: set[str] = set()
+        nights: list[str] = []
+        for status, inputs in rows:
+            for entry in json.loads(inputs):
+                if status != "done" and "processed" not in entry:
+                    continue
+                if entry.get("sha256"):
+                    hashes.add(str(entry["sha256"]))
+                if entry.get("night") and entry.get("kind", "customers") == "customers":
+                    nights.append(str(entry["night"]))
+        return hashes, max(nights, default=None)
+
     def runs(self) -> pl.DataFrame:
         """Every run, newest first."""
         return self._frame("SELECT * FROM runs ORDER BY started_at DESC, run_id DESC")

@@ -86,3 +86,10 @@ def test_the_deployments_pass_only_flow_parameters_and_registered_targets() -> N
         assert given["target"] in provider_names(), deployment["name"]
         checked += 1
     assert checked >= 3
+
+
+def test_the_nightly_deployments_read_a_landing_folder() -> None:
+    document = yaml.safe_load((REPO / "prefect.yaml").read_text(encoding="utf-8"))
+    nightly = [d for d in document["deployments"] if d["name"].startswith("nightly-sync-")]
+    assert nightly and all(d["parameters"].get("landing") is True for d in nightly)
+    assert all(d["parameters"]["mode"] == "mirror" for d in nightly)
