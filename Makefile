@@ -23,15 +23,17 @@ $(UV):
 $(BIN)/python: | $(UV)
 	$(UV) venv -q --python $(PYTHON) $(VENV)
 
+# --compile-bytecode: this environment sets PYTHONDONTWRITEBYTECODE, so without it every process
+# compiles Prefect's sources again (about 3.5 s of a CLI run here).
 # --locked: stop with uv's message when pyproject.toml and uv.lock disagree, instead of
 # installing something the tests never ran with. --inexact: `make demo` leaves the dev tools a
 # developer already has; the dev target below is exact.
 $(VENV)/.run-installed: pyproject.toml uv.lock | $(BIN)/python
-	$(UV) sync -q --locked --inexact --extra fast
+	$(UV) sync -q --locked --inexact --compile-bytecode --extra fast
 	touch $@
 
 $(VENV)/.dev-installed: pyproject.toml uv.lock | $(BIN)/python
-	$(UV) sync -q --locked --extra fast --extra dev
+	$(UV) sync -q --locked --compile-bytecode --extra fast --extra dev
 	touch $@ $(VENV)/.run-installed
 
 ## demo: start the sandbox, sync the sample extracts to both targets, show the audit trail
