@@ -10,6 +10,7 @@ them in Prefect tasks; none of them knows Prefect.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -24,7 +25,7 @@ from connectors.errors import AuthError, FatalError
 from connectors.gate import SendGate, send_gate
 from connectors.http import CallRecord
 from connectors.protocol import CustomerConnector
-from pipelines import crash
+from pipelines import crash, retention
 from pipelines.batch import BatchResult, ExecutionOptions
 from pipelines.breaker import Breaker
 from pipelines.connect import build_connector
@@ -39,6 +40,8 @@ from pipelines.spec import RunSpec
 from pipelines.state.store import StateStore
 from pipelines.stored_plan import StoredPlan
 from pipelines.summary import build_summary, failed_records
+
+log = logging.getLogger("custsync")
 
 FAILURES_SHOWN = 20
 """Failed and rejected records listed in the run artifact (``custsync report`` shows all)."""
@@ -92,6 +95,7 @@ class Run:
             max_reject_fraction=spec.max_reject_fraction,
         )
         settings.provider(spec.target)  # an unknown target: SettingsError, nothing recorded
+        retention.cutoff(settings.retain_personal_days)  # a bad limit: SettingsError, the same
         store = StateStore(settings.state)
         params = {
             k: v
@@ -244,6 +248,15 @@ class Run:
                 # Calls made after the last batch was recorded (e.g. answers to requests a
                 # stopped batch left in flight): every call made is logged.
                 self.ledger.record(BatchResult())
+            older_than = retention.cutoff(self.settings.retain_personal_days)
+            if older_than is not None:
+                redacted = self.store.apply_retention(self.run_id, older_than)
+                if redacted:
+                    log.info(
+                        "retention: %d personal value(s) older than %s redacted",
+                        redacted,
+                        older_than,
+                    )
             summary = build_summary(
                 self.store.con,
                 self.run_id,
