@@ -9,7 +9,7 @@ from typing import Any
 
 from connectors.errors import FatalError
 from connectors.gate import CallHalted, SendGate, send_gate
-from pipelines.state.frames import OutcomeRow, SnapshotRow
+from pipelines.state.frames import ChangeLog, OutcomeRow, SnapshotRow
 from transforms.twins import Twins
 
 ProgressHook = Callable[[int], None]
@@ -56,6 +56,8 @@ class BatchResult:
     outcomes: list[OutcomeRow] = field(default_factory=list)
     upserts: list[SnapshotRow] = field(default_factory=list)
     deletes: list[str] = field(default_factory=list)
+    changes: ChangeLog = field(default_factory=ChangeLog)
+    """Every field the batch's succeeded actions changed, before and after."""
     fatal: FatalError | None = None
     """Set when the provider refused us (401/403): the run must stop."""
     claims: dict[str, str] = field(default_factory=dict)

@@ -2,8 +2,9 @@
 
 The executor is asyncio inside one Prefect task per batch (never a task per record). It turns
 plan rows into connector calls and returns everything the state store needs to record the batch
-in one transaction: the outcome of every record and the snapshot rows to advance (confirmed
-successes only). It never writes to DuckDB itself.
+in one transaction: the outcome of every record, the fields each success changed (before and
+after) and the snapshot rows to advance (confirmed successes only). It never writes to DuckDB
+itself.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from pipelines.batch import (
 )
 from pipelines.state.frames import SnapshotRow
 from transforms.mapping import content_hash, content_key, payload_from_remote
-from transforms.merge import three_way_merge
+from transforms.merge import FieldChange, create_changes, remove_changes, three_way_merge
 
 ERASE = "erase"
 """The action of a ``custsync forget`` plan row (:mod:`pipelines.forget`)."""
@@ -224,7 +225,7 @@ class BatchExecutor:
         if created.outcome == "adopted":
             await self._converge(row, payload, record, result, outcome="adopted")
             return
-        self._succeed(result, row, created.remote_id, payload)
+        self._succeed(result, row, created.remote_id, payload, changes=create_changes(payload))
 
     def _settle_created(
         self, row: PlanRow, created: CreateResult, result: BatchResult
@@ -295,7 +296,15 @@ class BatchExecutor:
         merged = three_way_merge(None, payload, current)
         if merged.merged != current:
             await self.connector.update(remote_id, merged.merged)
-        self._succeed(result, row, remote_id, payload, result_name=outcome, changed=merged.changed)
+        self._succeed(
+            result,
+            row,
+            remote_id,
+            payload,
+            result_name=outcome,
+            changed=merged.changed,
+            changes=merged.changes,
+        )
 
     async def _update(
         self, row: PlanRow, remote: Mapping[str, dict[str, Any]], result: BatchResult
@@ -327,6 +336,7 @@ class BatchExecutor:
             changed=merge.changed,
             drift=merge.drift,
             conflicts=merge.conflicts,
+            changes=merge.changes,
         )
 
     async def _close(
@@ -346,7 +356,16 @@ class BatchExecutor:
             # re-created nor closed again while the extract still lists it as closed.
             payload = _loads(row.payload) or _loads(row.base_payload) or {}
             result.upserts.append(self._snapshot_row(row, row.remote_id, payload, status="closed"))
-        self.record(result, row, "succeeded", remote_id=row.remote_id, message=message)
+        # What the customer held as far as custsync knows: the last payload synced.
+        last = _loads(row.base_payload) or _loads(row.payload) or {}
+        self.record(
+            result,
+            row,
+            "succeeded",
+            remote_id=row.remote_id,
+            message=message,
+            changes=remove_changes(last),
+        )
 
     async def _deactivate(
         self, row: PlanRow, _remote: Mapping[str, dict[str, Any]], result: BatchResult
@@ -411,6 +430,7 @@ class BatchExecutor:
         changed: Sequence[str] = (),
         drift: Sequence[str] = (),
         conflicts: Sequence[str] = (),
+        changes: Sequence[FieldChange] = (),
     ) -> None:
         if remote_id is not None:
             result.upserts.append(self._snapshot_row(row, remote_id, payload, status="active"))
@@ -426,6 +446,7 @@ class BatchExecutor:
             changed=changed,
             drift=drift,
             message=message,
+            changes=changes,
         )
 
     def ambiguous(
@@ -460,7 +481,15 @@ class BatchExecutor:
         payload = _loads(row.payload) or {}
         result.upserts.append(self._snapshot_row(row, remote_id, payload, status="active"))
         result.claim(remote_id, row.external_id)
-        self.record(result, row, "adopted", remote_id=remote_id, message=message)
+        # Created by an earlier run whose outcome went unrecorded: its fields were sent then.
+        self.record(
+            result,
+            row,
+            "adopted",
+            remote_id=remote_id,
+            message=message,
+            changes=create_changes(payload),
+        )
 
     def record(
         self,
@@ -476,10 +505,21 @@ class BatchExecutor:
         changed: Sequence[str] = (),
         drift: Sequence[str] = (),
         keep_pending: bool = False,
+        changes: Sequence[FieldChange] = (),
     ) -> None:
         """Append the outcome of ``row`` to ``result`` (it closes the row's journal intent,
-        unless ``keep_pending``)."""
+        unless ``keep_pending``), and the ``changes`` it made (a success's), at the same time."""
+        at = _now()
         result.settled.add(row.plan_id)
+        if changes:
+            result.changes.add(
+                plan_id=row.plan_id,
+                external_id=row.external_id,
+                remote_id=remote_id or row.remote_id,
+                action=row.action,
+                changes=changes,
+                at=at,
+            )
         result.outcomes.append(
             {
                 "run_id": self.run_id,
@@ -495,6 +535,6 @@ class BatchExecutor:
                 "message": message,
                 "changed_fields": list(changed),
                 "drift_fields": list(drift),
-                "at": _now(),
+                "at": at,
             }
         )

@@ -3,9 +3,10 @@
 A connector hands every HTTP attempt to the run as a :class:`~connectors.http.CallRecord`;
 the ledger keeps them until the batch they belong to is recorded. A batch's
 :class:`~pipelines.batch.BatchResult` carries the typed outcome and snapshot rows
-(:mod:`pipelines.state.frames`). :meth:`Ledger.record` turns each kind into its frame once and
-writes them with :meth:`~pipelines.state.store.StateStore.record_batch`: calls, outcomes,
-snapshot upserts and deletes, and the closing of the journal intents, all or nothing.
+and its change rows (:mod:`pipelines.state.frames`). :meth:`Ledger.record` turns each kind into
+its frame once and writes them with :meth:`~pipelines.state.store.StateStore.record_batch`:
+calls, outcomes, changes, snapshot upserts and deletes, and the closing of the journal intents,
+all or nothing.
 """
 
 from __future__ import annotations
@@ -67,6 +68,7 @@ class Ledger:
             outcomes=outcomes_frame(result.outcomes),
             snapshot_upserts=snapshot_frame(result.upserts),
             snapshot_deletes=result.deletes,
+            changes=result.changes.frame(),
         )
         if refused:
             log.warning(

@@ -28,5 +28,9 @@ SENT_ACTIONS: tuple[Action, ...] = ("create", "update", "close")
 MERGED_ACTIONS: tuple[Action, ...] = ("update", "close")
 """Actions that merge with a base: the key's snapshot payload (get-merge-post)."""
 
+BASED_ACTIONS: tuple[Action, ...] = (*MERGED_ACTIONS, "delete")
+"""Actions whose plan row carries the key's last synced payload as ``base_payload``: the merge
+base, and what a delete leaves behind (recorded as its changes)."""
+
 ACTING_ACTIONS: tuple[Action, ...] = (*SENT_ACTIONS, "delete")
 """Diff actions that change the provider: a failure retries them, quarantine skips them."""

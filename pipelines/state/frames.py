@@ -5,7 +5,8 @@ The executor builds :class:`OutcomeRow` and :class:`SnapshotRow` values, the led
 :func:`calls_frame` / :func:`outcomes_frame` / :func:`snapshot_frame`, which
 ``StateStore.record_batch`` takes. The builders also take plain dicts (missing keys become
 null), and the ``empty_*`` helpers start from nothing. ``run_id`` and ``target`` may be left
-out: ``record_batch`` fills them from its arguments.
+out: ``record_batch`` fills them from its arguments. Changes, one row per field, are kept in
+columns as they come (:class:`ChangeLog`): a dict per field would cost more than the field.
 """
 
 from __future__ import annotations
@@ -14,7 +15,10 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any, TypedDict
 
+import orjson
 import polars as pl
+
+from transforms.merge import FieldChange
 
 UTC_TIME = pl.Datetime("us", "UTC")
 _TEXT = pl.String()
@@ -77,6 +81,25 @@ SNAPSHOT_SCHEMA = pl.Schema(
 
 Store the *source* payload, not the merged body sent: the next diff compares source hashes,
 and the next merge needs what the source said as its base."""
+
+
+CHANGES_SCHEMA = pl.Schema(
+    {
+        "run_id": _TEXT,
+        "target": _TEXT,
+        "plan_id": _TEXT,
+        "external_id": _TEXT,
+        "remote_id": _TEXT,
+        "action": _TEXT,
+        "field": _TEXT,
+        "before": _TEXT,
+        "after": _TEXT,
+        "why": _TEXT,
+        "occurred_at": UTC_TIME,
+    }
+)
+"""One row per changed field of a succeeded action (migration 007): ``before`` and ``after``
+as text, a string as is and any other value as JSON text."""
 
 
 class CallRow(TypedDict):
@@ -160,3 +183,66 @@ def outcomes_frame(rows: Iterable[Mapping[str, Any]]) -> pl.DataFrame:
 def snapshot_frame(rows: Iterable[Mapping[str, Any]]) -> pl.DataFrame:
     """Snapshot upserts from dicts keyed by :data:`SNAPSHOT_SCHEMA` names."""
     return _frame(rows, SNAPSHOT_SCHEMA)
+
+
+def value_text(value: Any) -> str | None:
+    """A field value as the ``changes`` table stores it: a string as is, ``None`` as NULL,
+    anything else (a number, a boolean, a list) as JSON text."""
+    if value is None or type(value) is str:
+        return value
+    return orjson.dumps(value).decode()
+
+
+class ChangeLog:
+    """A batch's change rows, kept column by column (:data:`CHANGES_SCHEMA`; ``run_id`` and
+    ``target`` are set by ``record_batch``)."""
+
+    def __init__(self) -> None:
+        self._columns: dict[str, list[Any]] = {
+            name: [] for name in CHANGES_SCHEMA.names() if name not in ("run_id", "target")
+        }
+
+    def __len__(self) -> int:
+        return len(self._columns["field"])
+
+    def add(
+        self,
+        *,
+        plan_id: str | None,
+        external_id: str,
+        remote_id: str | None,
+        action: str,
+        changes: Iterable[FieldChange],
+        at: datetime,
+    ) -> None:
+        """Append one record's ``changes`` (of ``action``, known at ``at``)."""
+        cols = self._columns
+        fields, before, after, why = cols["field"], cols["before"], cols["after"], cols["why"]
+        n = 0
+        for change in changes:
+            fields.append(change.field)
+            before.append(value_text(change.before))
+            after.append(value_text(change.after))
+            why.append(change.why)
+            n += 1
+        if n:
+            for name, value in (
+                ("plan_id", plan_id),
+                ("external_id", external_id),
+                ("remote_id", remote_id),
+                ("action", action),
+                ("occurred_at", at),
+            ):
+                cols[name].extend([value] * n)
+
+    def frame(self) -> pl.DataFrame:
+        """The rows as one frame (:data:`CHANGES_SCHEMA` without ``run_id`` and ``target``)."""
+        return pl.DataFrame(
+            self._columns,
+            schema={name: CHANGES_SCHEMA[name] for name in self._columns},
+        )
+
+
+def empty_changes() -> pl.DataFrame:
+    """An empty frame with :data:`CHANGES_SCHEMA`."""
+    return pl.DataFrame(schema=CHANGES_SCHEMA)

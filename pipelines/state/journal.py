@@ -13,9 +13,9 @@ from typing import Any
 
 import polars as pl
 
-from pipelines.state.frames import CALLS_SCHEMA, OUTCOMES_SCHEMA, SNAPSHOT_SCHEMA
+from pipelines.state.frames import CALLS_SCHEMA, CHANGES_SCHEMA, OUTCOMES_SCHEMA, SNAPSHOT_SCHEMA
 from pipelines.state.ownership import Ownership, refuse_outcomes
-from pipelines.state.plan import MERGE_BASE, SNAPSHOT_JOIN
+from pipelines.state.plan import BASED, MERGE_BASE, SNAPSHOT_JOIN
 
 
 class Journal(Ownership):
@@ -64,6 +64,7 @@ class Journal(Ownership):
         outcomes: pl.DataFrame,
         snapshot_upserts: pl.DataFrame,
         snapshot_deletes: Sequence[str],
+        changes: pl.DataFrame | None = None,
     ) -> int:
         """Record one executed batch in ONE transaction (all of it, or none of it).
 
@@ -71,8 +72,12 @@ class Journal(Ownership):
         (:data:`~pipelines.state.frames.OUTCOMES_SCHEMA`), upserts ``snapshot_upserts``
         (:data:`~pipelines.state.frames.SNAPSHOT_SCHEMA`; confirmed successes only) and
         deletes the ``snapshot_deletes`` keys, and closes the journal entries of the
-        outcomes' plan ids (whichever run opened them). ``run_id`` and ``target`` columns are
-        set from the arguments.
+        outcomes' plan ids (whichever run opened them). ``changes``
+        (:data:`~pipelines.state.frames.CHANGES_SCHEMA`) are the batch's changed fields. The
+        run's plan rows of the batch's updates, closes and deletes get the ``base_payload``
+        they were executed against (the key's snapshot payload, read before this batch moves
+        it), unless they carry one. ``run_id`` and ``target`` columns are set from the
+        arguments.
 
         A remote id belongs to at most one key: an upsert giving a key a remote id that
         another key holds (in the snapshot, or earlier in this batch) is refused. Its snapshot
@@ -83,6 +88,9 @@ class Journal(Ownership):
         params = {"run_id": run_id, "target": target}
         calls = _conform(calls, CALLS_SCHEMA, params)
         outcomes = _conform(outcomes, OUTCOMES_SCHEMA, params)
+        changed = _conform(
+            changes if changes is not None else pl.DataFrame(), CHANGES_SCHEMA, params
+        )
         upserts = _conform(snapshot_upserts, SNAPSHOT_SCHEMA, {}).unique(
             "external_id", keep="last", maintain_order=True
         )
@@ -105,7 +113,19 @@ class Journal(Ownership):
                 self._insert(calls, "INSERT INTO calls SELECT * FROM {batch}", {})
             if outcomes.height:
                 self._insert(outcomes, "INSERT INTO outcomes SELECT * FROM {batch}", {})
+            if changed.height:
+                self._insert(changed, "INSERT INTO changes SELECT * FROM {batch}", {})
             if closing.height:
+                # Before the snapshot moves: the merge base is the key's payload until then.
+                self._insert(
+                    closing,
+                    "UPDATE plan SET base_payload = s.payload FROM snapshot s"
+                    " WHERE plan.run_id = $run_id AND plan.target = $target"
+                    f" AND plan.action IN ({BASED}) AND plan.base_payload IS NULL"
+                    " AND plan.plan_id IN (SELECT plan_id FROM {batch})"
+                    " AND s.target = plan.target AND s.external_id = plan.external_id",
+                    params,
+                )
                 self._insert(
                     closing,
                     "UPDATE journal SET state = 'done', closed_at = now(), closed_run_id = $run_id"

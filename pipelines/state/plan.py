@@ -11,11 +11,12 @@ from __future__ import annotations
 import polars as pl
 
 from pipelines.state.base import StateBase
-from transforms.actions import MERGED_ACTIONS
+from transforms.actions import BASED_ACTIONS
 from transforms.diff import PLAN_SCHEMA
 
-_MERGED = ", ".join(f"'{action}'" for action in MERGED_ACTIONS)
-NEEDS_BASE = f"p.action IN ({_MERGED}) AND p.base_payload IS NULL"
+BASED = ", ".join(f"'{action}'" for action in BASED_ACTIONS)
+"""SQL: the actions whose plan row has a ``base_payload`` (a list for ``IN (...)``)."""
+NEEDS_BASE = f"p.action IN ({BASED}) AND p.base_payload IS NULL"
 """SQL: plan row ``p`` takes its merge base from the snapshot."""
 SNAPSHOT_JOIN = (
     f"LEFT JOIN snapshot s ON {NEEDS_BASE} AND s.target = p.target"
@@ -23,8 +24,7 @@ SNAPSHOT_JOIN = (
 )
 """SQL: the snapshot rows ``s`` holding the merge bases of plan rows ``p``."""
 MERGE_BASE = (
-    f"CASE WHEN p.action IN ({_MERGED}) THEN coalesce(p.base_payload, s.payload) END"
-    " AS base_payload"
+    f"CASE WHEN p.action IN ({BASED}) THEN coalesce(p.base_payload, s.payload) END AS base_payload"
 )
 """SQL: the ``base_payload`` column of plan row ``p``: the stored one, else the snapshot's."""
 
@@ -85,7 +85,7 @@ class Plan(StateBase):
             plan.filter(pl.col("action") != "unchanged")
             .select(PLAN_SCHEMA.names())
             .with_columns(
-                pl.when(pl.col("action").is_in(MERGED_ACTIONS))
+                pl.when(pl.col("action").is_in(BASED_ACTIONS))
                 .then(pl.col("base_payload"))
                 .alias("base_payload")
             )

@@ -15,6 +15,7 @@ from typing import Any
 import polars as pl
 
 from pipelines.state.base import StateBase
+from pipelines.state.frames import CHANGES_SCHEMA, UTC_TIME
 
 EXAMPLE_QUERIES: tuple[tuple[str, str], ...] = (
     (
@@ -57,6 +58,21 @@ class RunCounts:
     rejected: int
     """Distinct keys rejected by validation (a null key counts once)."""
 
+
+V_CHANGES_SCHEMA = pl.Schema(
+    {
+        **CHANGES_SCHEMA,
+        "flow": pl.String(),
+        "mode": pl.String(),
+        "started_at": UTC_TIME,
+        "custsync_version": pl.String(),
+        "host": pl.String(),
+        "os_user": pl.String(),
+        "prefect_flow_run_id": pl.String(),
+        "prefect_deployment": pl.String(),
+    }
+)
+"""The columns of ``v_changes`` (migration 007): the changes with who and what ran them."""
 
 _RUNS = "SELECT v.*, r.summary->>'message' AS reason FROM v_runs v JOIN runs r USING (run_id)"
 """``v_runs`` with each run's reason: why it stopped, or what failed (its summary's message)."""
@@ -116,6 +132,26 @@ class AuditQueries(StateBase):
             "SELECT external_id, action, reason, remote_id, plan_id FROM plan WHERE run_id = ? "
             "ORDER BY external_id, action",
             [run_id],
+        )
+
+    def changes(self, run_id: str | None = None, *, last_runs: int | None = None) -> pl.DataFrame:
+        """Changed fields, before and after (``v_changes``), by run, key, time and field: one
+        run's, the last ``last_runs`` runs', or all. A file older than migration 007 (opened
+        read-only, not migrated) has none."""
+        if not self._run(
+            "SELECT count(*) FROM information_schema.tables WHERE table_name = 'v_changes'"
+        )[0][0]:
+            return pl.DataFrame(schema=V_CHANGES_SCHEMA)
+        where, params = "", dict[str, Any]()
+        if run_id is not None:
+            where, params = "WHERE run_id = $run", {"run": run_id}
+        elif last_runs is not None:
+            where = "WHERE run_id IN (SELECT run_id FROM runs ORDER BY started_at DESC LIMIT $n)"
+            params = {"n": last_runs}
+        return self._frame(
+            f"SELECT * FROM v_changes {where}"
+            " ORDER BY started_at, run_id, external_id, occurred_at, field",
+            params,
         )
 
     def drift(self, limit: int = 50) -> pl.DataFrame:

@@ -546,7 +546,8 @@ def test_a_plan_built_from_hashes_alone_is_stored_complete(store: StateStore) ->
         expected.join(snap, on="external_id", how="left", maintain_order="left")
         .with_columns(
             pl.coalesce("remote_id", "s_remote").alias("remote_id"),
-            pl.when(pl.col("action").is_in(["update", "close"]))
+            # a delete's base: the last payload synced (what its changes record)
+            pl.when(pl.col("action").is_in(["update", "close", "delete"]))
             .then(pl.col("s_base"))
             .alias("base_payload"),
         )
