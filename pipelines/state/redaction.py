@@ -5,7 +5,7 @@ number, an address, a birth date, a tax id, or a piece of one) is declared here,
 how it is redacted and which time column retention reads. ``custsync forget`` redacts every
 entry for the forgotten keys; retention (``retain_personal_days``) redacts the entries that
 have a time column, for rows older than the limit. A table added later with personal values
-(the ``changes`` table's ``before``/``after``, say) is one more :class:`PersonalColumn` here,
+(as the ``changes`` table's ``before``/``after`` were) is one more :class:`PersonalColumn` here,
 and the tests that export every table and grep it hold the registry complete.
 
 Redacting keeps the row: keys, remote ids, actions, results, times and field names stay (the
@@ -130,10 +130,20 @@ PERSONAL_COLUMNS: tuple[PersonalColumn, ...] = (
         None,
         "the payload of a key that lost a shared remote id: read when that key is looked up",
     ),
-    # The ``changes`` table (migration 007, branch ``changes``) holds the before/after value of
-    # every changed field: its two entries are added when that branch is merged:
-    #   PersonalColumn("changes", "before", "mark", "occurred_at", ...),
-    #   PersonalColumn("changes", "after", "mark", "occurred_at", ...),
+    PersonalColumn(
+        "changes",
+        "before",
+        "mark",
+        "occurred_at",
+        "a field's value before a change (migration 007): what the audit of a change shows",
+    ),
+    PersonalColumn(
+        "changes",
+        "after",
+        "mark",
+        "occurred_at",
+        "a field's value after a change (migration 007): what the audit of a change shows",
+    ),
 )
 """Every column of the state file that may hold personal values (docs/state.md lists why)."""
 

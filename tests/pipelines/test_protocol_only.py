@@ -17,8 +17,8 @@ from connectors.protocol import (
     Capabilities,
     CloseResult,
     CreateResult,
-    EraseResult,
     CustomerConnector,
+    EraseResult,
     OwnedHook,
 )
 from pipelines.batch import BatchResult, ExecutionOptions, PlanRow
