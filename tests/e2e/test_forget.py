@@ -4,6 +4,8 @@ table of the state file exported as CSV and searched for every value the custome
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
@@ -28,6 +30,9 @@ from tests.e2e.privacy_helpers import (
 )
 
 pytestmark = pytest.mark.e2e
+
+KILLED_CLI = Path(__file__).with_name("killed_cli.py")
+KILLED = 137
 
 TARGETS = ("verifone", "sumup")
 
@@ -168,3 +173,48 @@ def test_an_unknown_key_is_one_clear_line_and_nothing_is_erased(
     assert query(state, "SELECT count(*) FROM suppressed") == [(0,)]
     bad_target = custsync(env, "forget", "P-0001", "--target", "nowhere")
     assert bad_target.returncode == 2 and "Traceback" not in bad_target.stderr
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_a_forget_killed_after_the_provider_call_is_completed_by_the_next(
+    sandbox: SandboxServer, tmp_path: Path, target: str
+) -> None:
+    sandbox.admin.reset(config=True)
+    state = tmp_path / "state.duckdb"
+    env = cli_env(sandbox, state)
+    people = [
+        {"external_id": "P-0001", "first_name": "Ŧomáš", "last_name": "Øvrebø",
+         "email": "tomas.kvist@grue.example", "billing_city": "Łódźville"},
+        {"external_id": "P-0002", "first_name": "Ines", "last_name": "Brandt"},
+    ]  # fmt: skip
+    extract = write_extract(tmp_path / "day1.csv", people)
+    assert custsync(env, "sync", str(extract), "--target", target).returncode == 0
+    values = personal_values(people[:1])
+
+    killed = subprocess.run(
+        [sys.executable, str(KILLED_CLI), "forget", "P-0001", "--target", target],
+        env=env, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert killed.returncode == KILLED, killed.stderr
+    # The provider erased it; the state file does not know yet: the intent is pending, the
+    # values are still there, and the key is suppressed already.
+    assert leaked(_remote_values(sandbox, target), values, set()) == []
+    assert query(state, "SELECT state FROM journal j JOIN plan p USING (run_id, plan_id)"
+                 " WHERE p.action = 'erase'") == [("pending",)]  # fmt: skip
+    assert leaked(export_text(state, tmp_path / "killed"), values, set())
+    assert query(state, "SELECT external_id, redacted_at FROM suppressed") == [("P-0001", None)]
+
+    # A sync in between sends nothing for it: the key is suppressed before any call is made.
+    between = custsync(env, "sync", str(extract), "--target", target, "--json")
+    assert between.returncode == 1 and json.loads(between.stdout)["calls"] == 0
+
+    # The next forget run (no key needed) completes the erase and the redaction.
+    again = custsync(env, "forget", "--target", target, "--json")
+    assert again.returncode == 0, again.stderr
+    assert json.loads(again.stdout)["erase"]["succeeded"] == 1
+    assert leaked(export_text(state, tmp_path / "done"), values, set()) == []
+    assert query(state, "SELECT count(*) FROM journal WHERE state = 'pending'") == [(0,)]
+    assert query(state, "SELECT redacted_at IS NOT NULL FROM suppressed") == [(True,)]
+    nothing_left = custsync(env, "forget", "--target", target)
+    assert nothing_left.returncode == 2
+    assert "no key given, and no erasure left to complete" in nothing_left.stderr
