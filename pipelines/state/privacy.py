@@ -130,10 +130,11 @@ class Privacy(StateBase):
         with self.transaction():
             name = self._register(frame)
             for entry in PERSONAL_COLUMNS:
+                only = f" AND {entry.only}" if entry.only else ""
                 (count,) = self._run(
                     f"UPDATE {entry.table} SET {entry.column} = {entry.redacted()}"
                     f" WHERE target = $target AND {entry.key} IN (SELECT external_id FROM {name})"
-                    f" AND {entry.holds_values()}",
+                    f" AND {entry.holds_values()}{only}",
                     {"target": target},
                 )[0]
                 total += count
@@ -153,6 +154,7 @@ class Privacy(StateBase):
         with self.transaction():
             for entry in retained():
                 in_use = f" AND NOT ({entry.in_use})" if entry.in_use else ""
+                in_use += f" AND {entry.only}" if entry.only else ""
                 (count,) = self._run(
                     f"UPDATE {entry.table} SET {entry.column} = {entry.redacted()}"
                     f" WHERE {entry.retained_by} < $cutoff AND {entry.holds_values()}{in_use}",

@@ -54,6 +54,8 @@ class PersonalColumn:
     """The column naming the customer a row belongs to (with ``target``)."""
     in_use: str | None = None
     """SQL, true for a row retention must leave alone because a run still needs its value."""
+    only: str | None = None
+    """SQL, true for the rows whose column may hold personal values (``None``: every row)."""
 
     def redacted(self, column: str | None = None) -> str:
         """SQL: the redacted value of the column (or of ``column``, an expression)."""
@@ -66,13 +68,14 @@ class PersonalColumn:
         inner = f"regexp_replace({value}, '{_STRING_MEMBER}', '{marked}', 'g')"
         return f"regexp_replace({inner}, '{_OTHER_MEMBER}', '{marked}', 'g')"
 
-    def holds_values(self) -> str:
-        """SQL: true where the column still holds something to redact (not NULL, not done)."""
+    def holds_values(self, column: str | None = None) -> str:
+        """SQL: true where the column (or ``column``) still holds something to redact."""
+        value = column or self.column
         if self.how == "null":
-            return f"{self.column} IS NOT NULL"
+            return f"{value} IS NOT NULL"
         if self.how == "mark":
-            return f"{self.column} IS NOT NULL AND {self.column} <> '{REDACTED}'"
-        return f"{self.column} IS NOT NULL AND {self.column} <> {self.redacted()}"
+            return f"{value} IS NOT NULL AND {value} <> '{REDACTED}'"
+        return f"{value} IS NOT NULL AND {value} <> {self.redacted(value)}"
 
 
 PERSONAL_COLUMNS: tuple[PersonalColumn, ...] = (
@@ -131,6 +134,15 @@ PERSONAL_COLUMNS: tuple[PersonalColumn, ...] = (
         "the payload of a key that lost a shared remote id: read when that key is looked up",
     ),
     PersonalColumn(
+        "outcomes",
+        "message",
+        "mark",
+        None,
+        "custsync's own messages hold keys and ids only, but a provider's error message is kept"
+        " as sent and may echo a value: redacted for a forgotten key (but the erase's own)",
+        only="action <> 'erase'",
+    ),
+    PersonalColumn(
         "changes",
         "before",
         "mark",
@@ -146,6 +158,49 @@ PERSONAL_COLUMNS: tuple[PersonalColumn, ...] = (
     ),
 )
 """Every column of the state file that may hold personal values (docs/state.md lists why)."""
+
+
+AUDIT_TRAIL = "the audit trail: keys, remote ids, actions, results, times, field names"
+_AUDIT_COLUMNS = {
+    "runs": "run_id flow target mode dry_run started_at finished_at status exit_code"
+    " custsync_version prefect_flow_run_id prefect_deployment",
+    "snapshot": "target external_id remote_id status synced_at run_id",
+    "plan": "run_id target external_id action status remote_id reason planned_at",
+    "journal": "run_id target plan_id state opened_at closed_at closed_run_id",
+    "calls": "run_id target plan_id operation method status error_code attempt latency_ms"
+    " started_at request_id",
+    "outcomes": "run_id target plan_id external_id action result remote_id http_status"
+    " error_class error_code changed_fields drift_fields occurred_at",
+    "rejects": "run_id target external_id field rule source_row rejected_at",
+    "remote_id_conflicts": "target external_id remote_id kept_by source run_id found_at",
+    "changes": "run_id target plan_id external_id remote_id action field why occurred_at",
+    "suppressed": "target external_id remote_id requested_at requested_run_id erased_at"
+    " redacted_at done_run_id",
+    "redactions": "run_id reason target table_name column_name rows older_than redacted_at",
+    "schema_version": "version name applied_at",
+}
+NOT_PERSONAL: dict[tuple[str, str], str] = {
+    **{(t, c): AUDIT_TRAIL for t, cols in _AUDIT_COLUMNS.items() for c in cols.split()},
+    ("runs", "extract_paths"): "the files read (name a file without a customer's name in it)",
+    ("runs", "params"): "the run's parameters (no keys: a forget run's keys are its plan rows)",
+    ("runs", "summary"): "counts and the run's message (keys at most, never values)",
+    ("runs", "host"): "the machine: the operator's, not a customer's",
+    ("runs", "os_user"): "the operating-system user who ran it: an employee's, not a customer's",
+    ("runs", "settings"): "effective settings, secrets only as set/unset",
+    ("runs", "inputs"): "path, size and SHA-256 of each extract file: a hash of a whole file,"
+    " which cannot be reversed and names no one customer",
+    ("plan", "plan_id"): "SHA-256 over target, key, action and the content hash: the action's"
+    " identity every audit row joins on; it cannot be reversed once the payload is gone",
+    ("calls", "path_template"): "the path with its ids left out (/v2/customer/{customerId})",
+    ("rejects", "message"): "the rule's fixed text: never the value",
+    ("snapshot", "content_hash"): "SHA-256 of the payload (pseudonymous): the key's next plan id"
+    " uses it; the row is deleted when its key is forgotten",
+    ("snapshot", "content_key"): "64-bit key of the payload the diff compares (pseudonymous);"
+    " deleted with the row",
+}
+"""Every other column of the state file, and why it holds no customer's personal value (the
+SumUp remote id is SHA-256 of the key, so no more than the key). A test holds the two
+registries equal to the file's columns: a new column is classified before it ships."""
 
 
 def retained() -> tuple[PersonalColumn, ...]:
