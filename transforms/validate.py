@@ -310,7 +310,15 @@ def validate(
     )
     valid = checked.filter(~pl.col("__bad")).select(CANONICAL_COLUMNS)
     bad = checked.filter(pl.col("__bad"))
-    return Validated(valid=valid, rejects=_rejects(bad, rules, flags))
+    rejects = _rejects(bad, rules, flags)
+    if forgotten is not None and forgotten.len():
+        # Not a trace of a forgotten customer's values: every reject of its rows, whatever
+        # rule, keeps the rule and field only.
+        gone = pl.col("external_id").is_in(forgotten.implode())
+        rejects = rejects.with_columns(
+            pl.when(gone).then(None).otherwise(pl.col("value")).alias("value")
+        )
+    return Validated(valid=valid, rejects=rejects)
 
 
 def _rejects(bad: pl.DataFrame, rules: list[_Rule], flags: list[str]) -> pl.DataFrame:

@@ -183,24 +183,34 @@ def test_a_forget_killed_after_the_provider_call_is_completed_by_the_next(
     state = tmp_path / "state.duckdb"
     env = cli_env(sandbox, state)
     people = [
-        {"external_id": "P-0001", "first_name": "Ŧomáš", "last_name": "Øvrebø",
-         "email": "tomas.kvist@grue.example", "billing_city": "Łódźville"},
+        {
+            "external_id": "P-0001",
+            "first_name": "Ŧomáš",
+            "last_name": "Øvrebø",
+            "email": "tomas.kvist@grue.example",
+            "billing_city": "Łódźville",
+        },
         {"external_id": "P-0002", "first_name": "Ines", "last_name": "Brandt"},
-    ]  # fmt: skip
+    ]
     extract = write_extract(tmp_path / "day1.csv", people)
     assert custsync(env, "sync", str(extract), "--target", target).returncode == 0
     values = personal_values(people[:1])
 
     killed = subprocess.run(
         [sys.executable, str(KILLED_CLI), "forget", "P-0001", "--target", target],
-        env=env, capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert killed.returncode == KILLED, killed.stderr
     # The provider erased it; the state file does not know yet: the intent is pending, the
     # values are still there, and the key is suppressed already.
     assert leaked(_remote_values(sandbox, target), values, set()) == []
-    assert query(state, "SELECT state FROM journal j JOIN plan p USING (run_id, plan_id)"
-                 " WHERE p.action = 'erase'") == [("pending",)]  # fmt: skip
+    assert query(
+        state,
+        "SELECT state FROM journal j JOIN plan p USING (run_id, plan_id) WHERE p.action = 'erase'",
+    ) == [("pending",)]
     assert leaked(export_text(state, tmp_path / "killed"), values, set())
     assert query(state, "SELECT external_id, redacted_at FROM suppressed") == [("P-0001", None)]
 

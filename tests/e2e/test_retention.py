@@ -41,11 +41,19 @@ def test_values_older_than_the_limit_are_redacted_and_the_next_diff_still_works(
     }
     other = {"external_id": "P-0002", "first_name": "Ines", "last_name": "Brandt"}
     moved = {**first, "billing_city": "Neuwörthing"}
-    refused = {**moved, "email": "ŕenée@nowhere"}  # fmt: skip
-    assert custsync(env, "sync", str(write_extract(tmp_path / "1.csv", [first, other])),
-                    "-t", target).returncode == 0  # fmt: skip
-    assert custsync(env, "sync", str(write_extract(tmp_path / "2.csv", [moved, other])),
-                    "-t", target).returncode == 0  # fmt: skip
+    refused = {**moved, "email": "ŕenée@nowhere"}
+    assert (
+        custsync(
+            env, "sync", str(write_extract(tmp_path / "1.csv", [first, other])), "-t", target
+        ).returncode
+        == 0
+    )
+    assert (
+        custsync(
+            env, "sync", str(write_extract(tmp_path / "2.csv", [moved, other])), "-t", target
+        ).returncode
+        == 0
+    )
     time.sleep(0.2)
     middle = datetime.now(UTC)  # rows before this are "old" once the clock says so
     time.sleep(0.2)
@@ -57,15 +65,19 @@ def test_values_older_than_the_limit_are_redacted_and_the_next_diff_still_works(
 
     # Off by default; on, but nothing old enough yet: nothing is redacted.
     assert custsync(env, "sync", str(day3), "-t", target).returncode == 1
-    soon = {"CUSTSYNC_RETAIN_PERSONAL_DAYS": "30",
-            "CUSTSYNC_TEST_NOW": (middle + timedelta(days=29)).isoformat()}  # fmt: skip
+    soon = {
+        "CUSTSYNC_RETAIN_PERSONAL_DAYS": "30",
+        "CUSTSYNC_TEST_NOW": (middle + timedelta(days=29)).isoformat(),
+    }
     assert custsync({**env, **soon}, "sync", str(day3), "-t", target).returncode == 1
     assert leaked(export_text(state, tmp_path / "soon"), old_city, set()) == ["Ölstadtvik"]
     assert query(state, "SELECT count(*) FROM redactions") == [(0,)]
 
     # 30 days after the middle: days 1 and 2 are older than the limit, day 3 is not.
-    late = {"CUSTSYNC_RETAIN_PERSONAL_DAYS": "30",
-            "CUSTSYNC_TEST_NOW": (middle + timedelta(days=30)).isoformat()}  # fmt: skip
+    late = {
+        "CUSTSYNC_RETAIN_PERSONAL_DAYS": "30",
+        "CUSTSYNC_TEST_NOW": (middle + timedelta(days=30)).isoformat(),
+    }
     done = custsync({**env, **late}, "sync", str(day3), "-t", target, "--json")
     assert done.returncode == 1, done.stderr
     assert leaked(export_text(state, tmp_path / "late"), old_city, set()) == []
@@ -73,8 +85,9 @@ def test_values_older_than_the_limit_are_redacted_and_the_next_diff_still_works(
     assert old_plan and all(set(_leaves(json.loads(p))) == {"[redacted]"} for (p,) in old_plan)
     old_changes = query(state, "SELECT before, after FROM changes WHERE occurred_at < ?", [middle])
     assert old_changes and all(v in (None, "[redacted]") for row in old_changes for v in row)
-    young = query(state, "SELECT value FROM rejects WHERE rejected_at > ? AND value IS NOT NULL",
-                  [middle])  # fmt: skip
+    young = query(
+        state, "SELECT value FROM rejects WHERE rejected_at > ? AND value IS NOT NULL", [middle]
+    )
     assert young and all(v != "[redacted]" for (v,) in young), "day 3's rejects are young"
     # The snapshot is kept whole (the next diff compares with it, the next update merges on it),
     # the audit rows stay and keep their counts, and each redaction is on record.
@@ -85,8 +98,14 @@ def test_values_older_than_the_limit_are_redacted_and_the_next_diff_still_works(
         "changes",
     }
     calls = sandbox.admin.counters()["total"]
-    unchanged = custsync({**env, **late}, "sync", str(write_extract(tmp_path / "4.csv",
-                         [moved, other])), "-t", target, "--json")  # fmt: skip
+    unchanged = custsync(
+        {**env, **late},
+        "sync",
+        str(write_extract(tmp_path / "4.csv", [moved, other])),
+        "-t",
+        target,
+        "--json",
+    )
     summary = json.loads(unchanged.stdout)
     assert unchanged.returncode == 0 and summary["unchanged"]["planned"] == 2
     assert sandbox.admin.counters()["total"] == calls

@@ -24,8 +24,13 @@ REPO = Path(__file__).resolve().parents[2]
 # JSON text, keys and values, with what JSON must escape: quotes, backslashes, controls, and
 # any other Unicode character.
 TEXT = st.text(st.characters(exclude_categories=("Cs",)), max_size=12)
-LEAF = st.one_of(TEXT, st.integers(-(10**12), 10**12), st.booleans(), st.none(), st.floats(
-    allow_nan=False, allow_infinity=False))  # fmt: skip
+LEAF = st.one_of(
+    TEXT,
+    st.integers(-(10**12), 10**12),
+    st.booleans(),
+    st.none(),
+    st.floats(allow_nan=False, allow_infinity=False),
+)
 PAYLOAD = st.recursive(
     st.dictionaries(TEXT, LEAF, max_size=5),
     lambda inner: st.dictionaries(TEXT, st.one_of(LEAF, inner), max_size=4),
@@ -149,7 +154,7 @@ def test_retention_spares_young_rows_and_actions_still_in_flight(store: StateSto
             "rule": ["email"],
             "message": ["x"],
             "value": ["a@***"],
-        }  # fmt: skip
+        }
     )
     store.write_rejects(run_id, "verifone", rejects)
     now = datetime.now(UTC)
