@@ -149,22 +149,43 @@ class Privacy(StateBase):
 
     def apply_retention(self, run_id: str, older_than: datetime) -> int:
         """Redact the retained columns' values in rows older than ``older_than`` (rows a
-        pending action still needs excepted); returns the values redacted."""
+        pending action still needs excepted); returns the values redacted.
+
+        Each column's pass is recorded in ``redactions`` (with 0 rows too): the rows older than
+        the previous pass's limit were redacted then, so only the rows between the two limits
+        are read, and those a pending action kept back then but has released since. Comparing
+        every old payload with its redacted form on every run took 2 s per 200,000 rows here.
+        """
         total = 0
         with self.transaction():
             for entry in retained():
-                in_use = f" AND NOT ({entry.in_use})" if entry.in_use else ""
-                in_use += f" AND {entry.only}" if entry.only else ""
+                previous = self._run(
+                    "SELECT max(older_than), max(redacted_at) FROM redactions"
+                    " WHERE reason = 'retention' AND table_name = ? AND column_name = ?",
+                    [entry.table, entry.column],
+                )[0]
+                since, last_pass = previous
+                fresh = "TRUE" if since is None else f"{entry.retained_by} >= $since"
+                if since is not None and entry.released_since:
+                    fresh = f"({fresh} OR {entry.released_since})"
+                extra = f" AND NOT ({entry.in_use})" if entry.in_use else ""
+                extra += f" AND {entry.only}" if entry.only else ""
+                params: dict[str, object] = {"cutoff": older_than}
+                if since is not None:
+                    params["since"] = since
+                if since is not None and entry.released_since:
+                    params["last_pass"] = last_pass
                 (count,) = self._run(
                     f"UPDATE {entry.table} SET {entry.column} = {entry.redacted()}"
-                    f" WHERE {entry.retained_by} < $cutoff AND {entry.holds_values()}{in_use}",
-                    {"cutoff": older_than},
+                    # CASE: the costly comparison runs only on the rows the cheap tests keep.
+                    f" WHERE CASE WHEN {entry.retained_by} < $cutoff AND {fresh}{extra}"
+                    f" THEN {entry.holds_values()} ELSE FALSE END",
+                    params,
                 )[0]
                 total += count
-                if count:
-                    self._log_redaction(
-                        run_id, "retention", None, entry.table, entry.column, count, older_than
-                    )
+                self._log_redaction(
+                    run_id, "retention", None, entry.table, entry.column, count, older_than
+                )
         return total
 
     def _log_redaction(

@@ -32,6 +32,11 @@ _STRING_MEMBER = r'("(?:[^"\\]|\\.)*":)"(?:[^"\\]|\\.)*"'
 _OTHER_MEMBER = r'("(?:[^"\\]|\\.)*":)(?:-?[0-9][0-9.eE+-]*|true|false)'
 
 
+RELEASED = (
+    "EXISTS (SELECT 1 FROM journal j WHERE j.run_id = plan.run_id"
+    " AND j.plan_id = plan.plan_id AND j.closed_at >= $last_pass)"
+)
+"""SQL: the plan row's intent was closed since the previous retention pass."""
 PENDING = (
     "EXISTS (SELECT 1 FROM journal j WHERE j.run_id = plan.run_id"
     " AND j.plan_id = plan.plan_id AND j.state = 'pending')"
@@ -56,6 +61,9 @@ class PersonalColumn:
     """SQL, true for a row retention must leave alone because a run still needs its value."""
     only: str | None = None
     """SQL, true for the rows whose column may hold personal values (``None``: every row)."""
+    released_since: str | None = None
+    """SQL, true for a row :attr:`in_use` spared that has been released since ``$last_pass``
+    (the previous retention pass): retention reads it again."""
 
     def redacted(self, column: str | None = None) -> str:
         """SQL: the redacted value of the column (or of ``column``, an expression)."""
@@ -95,14 +103,16 @@ PERSONAL_COLUMNS: tuple[PersonalColumn, ...] = (
         "what a run sent: needed until its outcome is recorded (a pending intent's payload is"
         " what crash recovery looks the create up by)",
         in_use=PENDING,
+        released_since=RELEASED,
     ),
     PersonalColumn(
         "plan",
         "base_payload",
         "json",
         "planned_at",
-        "a merge base copied before migration 003 (newer rows join it from the snapshot)",
+        "the merge base an executed update or close ran against (migration 007)",
         in_use=PENDING,
+        released_since=RELEASED,
     ),
     PersonalColumn(
         "plan",

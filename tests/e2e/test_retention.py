@@ -71,7 +71,7 @@ def test_values_older_than_the_limit_are_redacted_and_the_next_diff_still_works(
     }
     assert custsync({**env, **soon}, "sync", str(day3), "-t", target).returncode == 1
     assert leaked(export_text(state, tmp_path / "soon"), old_city, set()) == ["Ölstadtvik"]
-    assert query(state, "SELECT count(*) FROM redactions") == [(0,)]
+    assert query(state, "SELECT coalesce(sum(rows), 0) FROM redactions") == [(0,)]
 
     # 30 days after the middle: days 1 and 2 are older than the limit, day 3 is not.
     late = {
@@ -93,7 +93,7 @@ def test_values_older_than_the_limit_are_redacted_and_the_next_diff_still_works(
     # the audit rows stay and keep their counts, and each redaction is on record.
     assert query(state, "SELECT external_id, payload FROM snapshot ORDER BY 1") == snapshot
     assert v_runs(state, [r[0] for r in runs]) == runs
-    assert {t for (t,) in query(state, "SELECT DISTINCT table_name FROM redactions")} >= {
+    assert {t for (t,) in query(state, "SELECT table_name FROM redactions WHERE rows > 0")} >= {
         "plan",
         "changes",
     }

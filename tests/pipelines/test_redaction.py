@@ -164,3 +164,17 @@ def test_retention_spares_young_rows_and_actions_still_in_flight(store: StateSto
     assert payloads == {"OLD": '{"title":"[redacted]"}', "PENDING": '{"title":"Prof"}'}
     assert store.con.execute("SELECT value FROM rejects").fetchall() == [(REDACTED,)]
     assert store.apply_retention(run_id, now + timedelta(seconds=5)) == 0, "done once"
+
+
+def test_retention_reads_a_spared_row_again_once_its_action_is_recorded(
+    store: StateStore,
+) -> None:
+    run_id = _plan(store, "verifone", [_plan_row("PENDING", {"title": "Prof"})])
+    store.open_journal(run_id, "verifone", ["p-PENDING"])
+    limit = datetime.now(UTC) + timedelta(seconds=5)
+    assert store.apply_retention(run_id, limit) == 0, "in flight: crash recovery needs it"
+    store.con.execute("UPDATE journal SET state = 'done', closed_at = now()")
+    # The next pass's limit is later, the row older than the previous limit: read again only
+    # because its intent was closed since that pass.
+    assert store.apply_retention(run_id, limit + timedelta(seconds=1)) == 1
+    assert store.con.execute("SELECT payload FROM plan").fetchall() == [('{"title":"[redacted]"}',)]
