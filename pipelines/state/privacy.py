@@ -57,7 +57,9 @@ class Privacy(StateBase):
         knew for each (NULL: never created there): ``external_id, remote_id``.
 
         A key is known when any table holds a row of it: the snapshot, a plan row, an
-        outcome, a reject, a remote-id conflict or the suppression list.
+        outcome, a reject, a remote-id conflict or the suppression list. A remote id the
+        snapshot gives another key is never this key's (it lost it: migration 005), so an
+        erase never touches the keeper's customer.
         """
         frame = pl.DataFrame({"external_id": list(keys)}, schema={"external_id": pl.String})
         with self.transaction():
@@ -79,7 +81,11 @@ class Privacy(StateBase):
                     SELECT external_id, remote_id FROM (
                         SELECT *, row_number() OVER (
                             PARTITION BY external_id ORDER BY rank DESC, seen_at DESC) AS rn
-                        FROM remote)
+                        FROM remote r
+                        -- never a remote id another key owns now (one this key lost: 005)
+                        WHERE NOT EXISTS (
+                            SELECT 1 FROM snapshot o WHERE o.target = $target
+                              AND o.remote_id = r.remote_id AND o.external_id <> r.external_id))
                     WHERE rn = 1
                 ),
                 seen AS (

@@ -15,6 +15,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from pipelines.state.frames import empty_calls, outcomes_frame, snapshot_frame
 from pipelines.state.redaction import NOT_PERSONAL, PERSONAL_COLUMNS, REDACTED, PersonalColumn
 from pipelines.state.store import StateStore
 from transforms.diff import PLAN_SCHEMA
@@ -178,3 +179,22 @@ def test_retention_reads_a_spared_row_again_once_its_action_is_recorded(
     # because its intent was closed since that pass.
     assert store.apply_retention(run_id, limit + timedelta(seconds=1)) == 1
     assert store.con.execute("SELECT payload FROM plan").fetchall() == [('{"title":"[redacted]"}',)]
+
+
+def test_a_key_never_erases_a_remote_id_another_key_owns(store: StateStore) -> None:
+    run_id = _plan(store, "verifone", [_plan_row("LOST", {"title": "Dr"})])
+    outcome = {
+        "plan_id": "p-LOST", "external_id": "LOST", "action": "create", "result": "succeeded",
+        "remote_id": "shared", "changed_fields": [], "drift_fields": [],
+        "at": datetime.now(UTC),
+    }  # fmt: skip
+    keeper = {
+        "external_id": "KEEPER", "remote_id": "shared", "content_hash": "h", "payload": "{}",
+        "status": "active", "content_key": 1,
+    }  # fmt: skip
+    store.record_batch(
+        run_id, "verifone", calls=empty_calls(), outcomes=outcomes_frame([outcome]),
+        snapshot_upserts=snapshot_frame([keeper]), snapshot_deletes=[],
+    )  # fmt: skip
+    known = store.known_keys("verifone", ["LOST", "KEEPER", "NEVER"])
+    assert known.rows() == [("KEEPER", "shared"), ("LOST", None)]
