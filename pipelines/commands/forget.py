@@ -17,7 +17,7 @@ from pipelines.exit_codes import ExitCode
 
 def _read_keys(path: Path) -> list[str]:
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8-sig")  # a BOM is no part of the first key
     except (OSError, UnicodeDecodeError) as exc:
         fail(f"cannot read {path}: {exc}")
     return [line for line in text.splitlines() if line.strip()]
