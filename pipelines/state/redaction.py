@@ -140,8 +140,9 @@ PERSONAL_COLUMNS: tuple[PersonalColumn, ...] = (
         "remote_id_conflicts",
         "payload",
         "json",
-        None,
-        "the payload of a key that lost a shared remote id: read when that key is looked up",
+        "found_at",
+        "the payload of a key that lost a shared remote id: for the person who resolves the"
+        " conflict (no code reads it; the key's look-up uses its plan's payload)",
     ),
     PersonalColumn(
         "outcomes",
