@@ -17,19 +17,41 @@ docs/state.md ("Personal data") gives the decision behind every column.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
+
+import orjson
 
 REDACTED = "[redacted]"
 """What a redacted value reads as."""
 
 How = Literal["json", "mark", "null"]
-"""``json``: a JSON payload keeps its shape, every scalar value becomes ``"[redacted]"``;
+"""``json``: a JSON payload keeps its shape, every scalar value becomes ``"[redacted]"``
+(:func:`redact_json`);
 ``mark``: the value becomes ``'[redacted]'``; ``null``: the value becomes NULL (hashes and keys
 derived from personal values, which must not look like values)."""
 
-# A JSON member name, then a string value (escapes included), or a number, true or false.
-_STRING_MEMBER = r'("(?:[^"\\]|\\.)*":)"(?:[^"\\]|\\.)*"'
-_OTHER_MEMBER = r'("(?:[^"\\]|\\.)*":)(?:-?[0-9][0-9.eE+-]*|true|false)'
+
+def _redact(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _redact(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_redact(v) for v in value]
+    return None if value is None else REDACTED
+
+
+def redact_json(text: str) -> str:
+    """``text`` (a JSON document) with its shape and member names, every non-null scalar
+    replaced by ``"[redacted]"``; text that is not JSON becomes the JSON string
+    ``"[redacted]"`` whole (nothing of it is kept).
+
+    Parsed, not pattern-matched: a regular expression over JSON text can lose its place among
+    the quotes (a member named ``":"`` after an empty one did) and leave a value behind.
+    """
+    try:
+        parsed = orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return orjson.dumps(REDACTED).decode()
+    return orjson.dumps(_redact(parsed)).decode()
 
 
 RELEASED = (
@@ -66,24 +88,22 @@ class PersonalColumn:
     (the previous retention pass): retention reads it again."""
 
     def redacted(self, column: str | None = None) -> str:
-        """SQL: the redacted value of the column (or of ``column``, an expression)."""
+        """SQL: the redacted value of a ``mark`` or ``null`` column (or of ``column``, an
+        expression). A ``json`` column is redacted in Python (:func:`redact_json`)."""
         value = column or self.column
         if self.how == "null":
             return "NULL"
         if self.how == "mark":
             return f"CASE WHEN {value} IS NULL THEN NULL ELSE '{REDACTED}' END"
-        marked = f'\\1"{REDACTED}"'
-        inner = f"regexp_replace({value}, '{_STRING_MEMBER}', '{marked}', 'g')"
-        return f"regexp_replace({inner}, '{_OTHER_MEMBER}', '{marked}', 'g')"
+        raise ValueError(f"{self.table}.{self.column}: a JSON payload is redacted in Python")
 
     def holds_values(self, column: str | None = None) -> str:
-        """SQL: true where the column (or ``column``) still holds something to redact."""
+        """SQL: true where the column (or ``column``) may still hold something to redact (for
+        ``json``: not NULL; :func:`redact_json` tells a redacted payload exactly)."""
         value = column or self.column
-        if self.how == "null":
-            return f"{value} IS NOT NULL"
         if self.how == "mark":
             return f"{value} IS NOT NULL AND {value} <> '{REDACTED}'"
-        return f"{value} IS NOT NULL AND {value} <> {self.redacted(value)}"
+        return f"{value} IS NOT NULL"
 
 
 PERSONAL_COLUMNS: tuple[PersonalColumn, ...] = (
