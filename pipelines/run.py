@@ -248,6 +248,8 @@ class Run:
                 # Calls made after the last batch was recorded (e.g. answers to requests a
                 # stopped batch left in flight): every call made is logged.
                 self.ledger.record(BatchResult())
+            # The plan rows not executed (a dry run's, a stopped run's) keep their base too.
+            self.store.keep_bases(self.run_id, self.spec.target)
             older_than = retention.cutoff(self.settings.retain_personal_days)
             if older_than is not None:
                 redacted = self.store.apply_retention(self.run_id, older_than)

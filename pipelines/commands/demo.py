@@ -3,7 +3,8 @@
 Starts the sandbox, seeds customers the providers "already hold" and payment instruments, migrates
 the sample extract into both providers (adopting, not duplicating, what exists), syncs the next
 day's extract (updates, closures, deletions, instrument deactivations, invalid rows), runs once
-more to show a no-op, then prints where the audit trail is and two SQL queries over it.
+more to show a no-op, then prints where the audit trail is and three SQL queries over it
+(the last: what custsync changed for the customer edited in the portal, before and after).
 """
 
 from __future__ import annotations

@@ -21,6 +21,8 @@ _TABLE_COLUMNS = (
     "run_id", "flow", "target", "mode", "dry_run", "status", "exit_code", "started_at",
     "duration_s", "planned", "succeeded", "failed", "rejected", "calls", "http_429", "reason",
 )  # fmt: skip
+# The columns of `v_changes` a terminal shows: which field, from what to what, and why.
+_CHANGE_COLUMNS = ("external_id", "action", "field", "before", "after", "why", "occurred_at")
 
 
 def _print(frame: pl.DataFrame, fmt: str, title: str) -> None:
@@ -33,6 +35,8 @@ def _print(frame: pl.DataFrame, fmt: str, title: str) -> None:
         return
     if set(_TABLE_COLUMNS) <= set(frame.columns):
         frame = frame.select(_TABLE_COLUMNS)
+    elif "why" in frame.columns:
+        frame = frame.select("run_id", "target", *_CHANGE_COLUMNS)
     print_frame(frame, Console(), title=title)
 
 
@@ -49,9 +53,10 @@ def _print(frame: pl.DataFrame, fmt: str, title: str) -> None:
 @click.option("--plan", "show_plan", is_flag=True, help="With --run: list its planned actions.")
 @click.option(
     "--what",
-    type=click.Choice(["runs", "failures", "rejects"]),
-    help="One table: the runs (the one with --run), or --run's failures or rejects. "
-    "With --format csv, one table per file; default: the failures with --run, else the runs.",
+    type=click.Choice(["runs", "failures", "rejects", "changes"]),
+    help="One table: the runs (the one with --run), --run's failures or rejects, or the"
+    " changed fields, before and after (--run's, else the last runs'). With --format csv, one"
+    " table per file; default: the failures with --run, else the runs.",
 )
 @click.option("--state", type=click.Path(dir_okay=False), help="The DuckDB state file.")
 def report_command(
@@ -96,6 +101,9 @@ def _report(
     show_plan: bool,
     what: str | None,
 ) -> None:
+    if run_id is None and what == "changes":
+        _print(store.changes(last_runs=last), fmt, f"changes of the last {last} runs ({path})")
+        return
     if run_id is None:
         _print(store.recent_runs(last), fmt, f"last {last} runs ({path})")
         return
@@ -111,6 +119,9 @@ def _report(
         return
     if what == "rejects":
         _print(store.run_rejects(run_id), fmt, f"rejects of run {run_id}")
+        return
+    if what == "changes":
+        _print(store.changes(run_id), fmt, f"changes of run {run_id}")
         return
     failures = store.run_failures(run_id)
     if fmt == "csv" or what == "failures":

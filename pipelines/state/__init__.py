@@ -2,11 +2,14 @@
 
 from pipelines.state.frames import (
     CALLS_SCHEMA,
+    CHANGES_SCHEMA,
     OUTCOMES_SCHEMA,
     RESULTS,
     SNAPSHOT_SCHEMA,
+    ChangeLog,
     calls_frame,
     empty_calls,
+    empty_changes,
     empty_outcomes,
     empty_snapshot,
     outcomes_frame,
@@ -16,13 +19,16 @@ from pipelines.state.store import StateError, StateStore, migrations, new_run_id
 
 __all__ = [
     "CALLS_SCHEMA",
+    "CHANGES_SCHEMA",
     "OUTCOMES_SCHEMA",
     "RESULTS",
     "SNAPSHOT_SCHEMA",
+    "ChangeLog",
     "StateError",
     "StateStore",
     "calls_frame",
     "empty_calls",
+    "empty_changes",
     "empty_outcomes",
     "empty_snapshot",
     "migrations",

@@ -1,9 +1,12 @@
 """A run's plan, stored before anything is sent, and its validation rejects.
 
 A stored plan row is complete: its remote id and content hash come from the snapshot when the
-diff did not know them (:meth:`Plan.write_plan`), and the merge base of an update or close is
-the key's snapshot payload, joined in when the plan is read rather than copied (a key's
-snapshot row changes only when that key's own action is recorded; see docs/state.md).
+diff did not know them (:meth:`Plan.write_plan`), and the merge base of an update or close (a
+delete's last payload) is the key's snapshot payload, joined in when the plan is read rather
+than copied into a million-row write (a key's snapshot row changes only when that key's own
+action is recorded; see docs/state.md). It is stored later: when the action's batch is
+recorded (``record_batch``), or when the run finishes for rows not executed
+(:meth:`Plan.keep_bases`).
 """
 
 from __future__ import annotations
@@ -120,6 +123,26 @@ class Plan(StateBase):
                 {"run_id": run_id, "target": target},
             )
         return frame.height
+
+    def keep_bases(self, run_id: str, target: str) -> None:
+        """Store the ``base_payload`` of the run's updates, closes and deletes that have none:
+        those never executed (a dry run's, a stopped run's), whose snapshot rows have not
+        moved since the plan was made. (An executed row gets its base when its batch is
+        recorded.) Only the run's keys are looked up in the snapshot."""
+        with self.transaction():
+            self._run(
+                f"""
+                UPDATE plan SET base_payload = s.payload FROM (
+                    SELECT external_id, payload FROM snapshot
+                    WHERE target = $target AND external_id IN (
+                        SELECT external_id FROM plan WHERE run_id = $run_id
+                        AND action IN ({BASED}) AND base_payload IS NULL)
+                ) s
+                WHERE plan.run_id = $run_id AND plan.action IN ({BASED})
+                  AND plan.base_payload IS NULL AND s.external_id = plan.external_id
+                """,
+                {"run_id": run_id, "target": target},
+            )
 
     def plan(self, run_id: str) -> pl.DataFrame:
         """A run's stored plan: :data:`~transforms.diff.PLAN_SCHEMA` columns plus ``target``

@@ -26,7 +26,14 @@ EXAMPLE_QUERIES: tuple[tuple[str, str], ...] = (
     (
         "Everything that happened to one customer, across runs and providers",
         "SELECT target, flow, action, result, changed_fields, drift_fields "
-        "FROM v_customer_history WHERE external_id = ? ORDER BY occurred_at",
+        "FROM v_customer_history WHERE external_id = ? AND kind <> 'change' ORDER BY occurred_at",
+    ),
+    (
+        "What custsync changed in Verifone for that customer: from what to what, when, in which"
+        " run, started by whom",
+        "SELECT strftime(occurred_at, '%Y-%m-%d %H:%M:%S') AS at, run_id, flow, os_user, host, "
+        "action, field, before, after, why FROM v_changes "
+        "WHERE target = 'verifone' AND external_id = ? ORDER BY occurred_at, field",
     ),
 )
 """Questions an auditor asks, as ``(title, SQL)``; ``?`` is a customer's external id. The demo

@@ -174,6 +174,42 @@ def test_a_batch_records_its_changes_and_its_plan_rows_keep_their_bases(
     ]
 
 
+def test_rows_never_executed_keep_their_bases_when_the_run_finishes(store: StateStore) -> None:
+    seed = _run(store)
+    Ledger(store, seed, "sumup").record(
+        BatchResult(
+            upserts=[
+                {
+                    "external_id": key,
+                    "remote_id": f"r-{key}",
+                    "content_hash": f"h-{key}",
+                    "payload": f'{{"v":"{key}0"}}',
+                    "status": "active",
+                    "content_key": 1,
+                }
+                for key in ("U", "D", "C")
+            ]
+        )
+    )
+    dry = _run(store)
+    plan = pl.DataFrame(
+        [
+            {"plan_id": "p-U", "external_id": "U", "action": "update", "payload": '{"v":"U1"}'},
+            {"plan_id": "p-D", "external_id": "D", "action": "delete"},
+            {"plan_id": "p-C", "external_id": "C", "action": "close", "base_payload": "given"},
+            {"plan_id": "p-N", "external_id": "N", "action": "create", "payload": '{"v":"N"}'},
+        ],
+        schema=PLAN_SCHEMA,
+    )
+    store.write_plan(dry, "sumup", plan)
+    store.keep_bases(dry, "sumup")
+    stored = "SELECT external_id, base_payload FROM plan WHERE run_id = ? ORDER BY 1"
+    expected = [("C", "given"), ("D", '{"v":"D0"}'), ("N", None), ("U", '{"v":"U0"}')]
+    assert store.con.execute(stored, [dry]).fetchall() == expected
+    store.keep_bases(seed, "sumup")  # another run's rows are not touched
+    assert store.con.execute(stored, [dry]).fetchall() == expected
+
+
 def test_changes_are_all_or_nothing_with_the_batch(store: StateStore) -> None:
     run_id = _run(store)
     result = BatchResult(outcomes=[_outcome("A", "create")])  # type: ignore[list-item]

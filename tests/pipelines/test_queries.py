@@ -107,6 +107,19 @@ def recorded(tmp_path: Path) -> Iterator[tuple[StateStore, str]]:
             ),
             snapshot_upserts=snapshot_frame([]),
             snapshot_deletes=[],
+            changes=pl.DataFrame(
+                {
+                    "plan_id": ["p-B-create"],
+                    "external_id": ["B"],
+                    "remote_id": ["r-B"],
+                    "action": ["create"],
+                    "field": ["personal_details.email"],
+                    "before": ["b@old.example"],
+                    "after": ["b@new.example"],
+                    "why": ["source"],
+                    "occurred_at": [T0],
+                }
+            ),
         )
         summary = build_summary(store.con, run_id, unchanged=7)
         store.finish_run(run_id, status="done", exit_code=1, summary=summary)
@@ -188,9 +201,16 @@ def test_the_audit_reads_show_the_run(recorded: tuple[StateStore, str]) -> None:
 
 def test_the_example_queries_run_on_a_state_file(recorded: tuple[StateStore, str]) -> None:
     store, _ = recorded
-    runs, history = (store.query(sql, ["B"] if "?" in sql else []) for _, sql in EXAMPLE_QUERIES)
+    # the fixture's run went to SumUp; the demo's question is about Verifone
+    runs, history, changes = (
+        store.query(sql.replace("'verifone'", "'sumup'"), ["B"] if "?" in sql else [])
+        for _, sql in EXAMPLE_QUERIES
+    )
     assert runs.height == 1 and runs["planned"].item() == 4
     assert history.select("action", "result").rows() == [("create", "adopted")]
+    assert changes.select("action", "field", "before", "after", "flow").rows() == [
+        ("create", "personal_details.email", "b@old.example", "b@new.example", "sync")
+    ]
 
 
 def test_the_failure_sample_lists_rejects_and_failures_with_masked_values(tmp_path: Path) -> None:
