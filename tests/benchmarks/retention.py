@@ -48,7 +48,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=200_000)
     n = parser.parse_args().rows
-    store = StateStore(Path(tempfile.mkdtemp(prefix="retention-")) / "state.duckdb")
+    with tempfile.TemporaryDirectory(prefix="retention-") as tmp:
+        print(json.dumps(measure(n, Path(tmp) / "state.duckdb")))
+
+
+def measure(n: int, path: Path) -> dict[str, float | int]:
+    """The figures of a file of ``n`` plan rows at ``path``."""
+    store = StateStore(path)
     plan = pl.DataFrame(
         {
             "plan_id": [f"p{i}" for i in range(n)],
@@ -78,7 +84,7 @@ def main() -> None:
         limit += timedelta(seconds=1)
     figures["later_vs_baseline"] = round(figures["later_s"] / figures["baseline_s"], 3)
     store.close()
-    print(json.dumps(figures))
+    return figures
 
 
 if __name__ == "__main__":

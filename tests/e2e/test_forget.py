@@ -53,7 +53,18 @@ def test_forget_leaves_no_value_anywhere_and_the_audit_rows_stay(
     sandbox: SandboxServer, target: str, people: list[dict[str, str]], moved: tuple[str, str]
 ) -> None:
     sandbox.admin.reset(config=True)
-    folder = Path(tempfile.mkdtemp(prefix="forget-"))
+    # Each example gets a folder of its own, removed after: it holds generated personal data.
+    with tempfile.TemporaryDirectory(prefix="forget-") as tmp:
+        _forget_and_audit(sandbox, target, people, moved, Path(tmp))
+
+
+def _forget_and_audit(
+    sandbox: SandboxServer,
+    target: str,
+    people: list[dict[str, str]],
+    moved: tuple[str, str],
+    folder: Path,
+) -> None:
     state = folder / "state.duckdb"
     env = cli_env(sandbox, state)
     victim, others = people[0], people[1:]
