@@ -57,6 +57,23 @@ class CloseResult:
     """SumUp instrument tokens deactivated by this call."""
 
 
+@dataclass(frozen=True)
+class EraseResult:
+    """How erasing a customer's personal data at the provider ended (``custsync forget``).
+
+    ``deleted``: the provider deleted the customer. ``already_gone``: it holds no such
+    customer. ``overwritten``: the provider cannot delete a customer, so its personal details
+    were overwritten with empty values and its payment instruments deactivated (what the API
+    allows; :attr:`note` says what is left).
+    """
+
+    outcome: Literal["deleted", "already_gone", "overwritten"]
+    deactivated: tuple[str, ...] = ()
+    """Payment instrument tokens deactivated by this call."""
+    note: str = ""
+    """What the provider still holds, if anything."""
+
+
 @runtime_checkable
 class CustomerConnector(Protocol):
     """The operations the pipeline drives; both ``VerifoneClient`` and ``SumUpClient`` fit.
@@ -109,6 +126,11 @@ class CustomerConnector(Protocol):
 
     async def deactivate_instrument(self, remote_id: str, token: str) -> bool:
         """True if deactivated now, False if it was already inactive."""
+        ...
+
+    async def erase(self, remote_id: str) -> EraseResult:
+        """Remove the customer's personal data as far as the provider's API allows (delete
+        it, or overwrite it where there is no delete); repeating it is safe."""
         ...
 
     async def find(self, criteria: Mapping[str, str]) -> list[dict[str, Any]]:

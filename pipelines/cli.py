@@ -27,6 +27,10 @@ _COMMANDS: dict[str, tuple[str, str]] = {
         "First sync into a provider that already holds customers.",
     ),
     "report": ("pipelines.commands.report:report_command", "Show the audit trail of runs."),
+    "forget": (
+        "pipelines.commands.forget:forget_command",
+        "Erase customers on request, at the provider and in the state file.",
+    ),
     "sandbox": (
         "connectors.sandbox.cli:sandbox_command",
         "Serve both provider APIs locally (the sandbox).",

@@ -31,6 +31,8 @@ from pipelines.state.frames import SnapshotRow
 from transforms.mapping import content_hash, content_key, payload_from_remote
 from transforms.merge import FieldChange, create_changes, remove_changes, three_way_merge
 
+ERASE = "erase"
+"""The action of a ``custsync forget`` plan row (:mod:`pipelines.forget`)."""
 OwnersHook = Callable[[Sequence[str]], Mapping[str, str]]
 """Given remote ids, the snapshot key owning each (absent: none): the state store's view."""
 TWIN_HELD = "TWIN_UNCONFIRMED"
@@ -166,6 +168,7 @@ class BatchExecutor:
                 "delete": self._close,
                 "close": self._close,
                 "deactivate": self._deactivate,
+                ERASE: self._erase,
             }.get(row.action)
             if handler is None:
                 self.record(result, row, "skipped", message=row.reason or row.action)
@@ -395,6 +398,22 @@ class BatchExecutor:
             remote_id=row.remote_id,
             message="deactivated" if done else "already inactive",
         )
+
+    async def _erase(
+        self, row: PlanRow, _remote: Mapping[str, dict[str, Any]], result: BatchResult
+    ) -> None:
+        """``custsync forget``: erase the customer at the provider, as far as its API allows,
+        and drop the key's snapshot row (the local redaction follows the recorded batch)."""
+        message = "nothing held at the provider"
+        if row.remote_id is not None:
+            erased = await self.connector.erase(row.remote_id)
+            message = erased.outcome.replace("_", " ")
+            if erased.deactivated:
+                message += f", {len(erased.deactivated)} instrument(s) deactivated"
+            if erased.note:
+                message += f" ({erased.note})"
+        result.deletes.append(row.external_id)
+        self.record(result, row, "succeeded", remote_id=row.remote_id, message=message)
 
     # -- bookkeeping -----------------------------------------------------------------------------
 

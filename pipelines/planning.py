@@ -55,6 +55,7 @@ def _make_plan(run: Run) -> int:
             constants=run.settings.constants(target),
             failures=run.store.failures(target),
             quarantine_after=run.settings.quarantine_after,
+            forgotten=run.store.forgotten_keys(target),
         )
     except pl.exceptions.PolarsError:
         extract.check_readable()  # a damaged Parquet file is bad input: ExtractError

@@ -10,6 +10,7 @@ them in Prefect tasks; none of them knows Prefect.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -24,7 +25,7 @@ from connectors.errors import AuthError, FatalError
 from connectors.gate import SendGate, send_gate
 from connectors.http import CallRecord
 from connectors.protocol import CustomerConnector
-from pipelines import crash
+from pipelines import crash, retention
 from pipelines.batch import BatchResult, ExecutionOptions
 from pipelines.breaker import Breaker
 from pipelines.connect import build_connector
@@ -40,6 +41,8 @@ from pipelines.spec import RunSpec
 from pipelines.state.store import StateError, StateStore
 from pipelines.stored_plan import StoredPlan
 from pipelines.summary import build_summary, failed_records
+
+log = logging.getLogger("custsync")
 
 FAILURES_SHOWN = 20
 """Failed and rejected records listed in the run artifact (``custsync report`` shows all)."""
@@ -100,6 +103,7 @@ class Run:
             max_reject_fraction=spec.max_reject_fraction,
         )
         settings.provider(spec.target)  # an unknown target: SettingsError, nothing recorded
+        retention.cutoff(settings.retain_personal_days)  # a bad limit: SettingsError, the same
         store = StateStore(settings.state, wait_s=settings.state_wait)
         params = {
             k: v
@@ -264,6 +268,15 @@ class Run:
                 self.ledger.record(BatchResult())
             # The plan rows not executed (a dry run's, a stopped run's) keep their base too.
             self.store.keep_bases(self.run_id, self.spec.target)
+            older_than = retention.cutoff(self.settings.retain_personal_days)
+            if older_than is not None:
+                redacted = self.store.apply_retention(self.run_id, older_than)
+                if redacted:
+                    log.info(
+                        "retention: %d personal value(s) older than %s redacted",
+                        redacted,
+                        older_than,
+                    )
             summary = build_summary(
                 self.store.con,
                 self.run_id,

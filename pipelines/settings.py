@@ -57,6 +57,9 @@ class Settings:
     is still being written: its night waits (:mod:`pipelines.landing`)."""
     quarantine_after: int = 5
     """A record whose action failed in this many runs is quarantined (planned no more)."""
+    retain_personal_days: int | None = None
+    """Personal values in plan, reject (and change) rows older than this many days are redacted
+    at the end of every run (:mod:`pipelines.retention`); ``None``: kept (off)."""
     providers: Mapping[str, ProviderSettings] = field(default_factory=dict)
     """Provider name → its settings (a provider absent here has its defaults)."""
 

@@ -95,6 +95,7 @@ def build_plan(
     constants: Constants | None = None,
     failures: pl.DataFrame | None = None,
     quarantine_after: int = 5,
+    forgotten: pl.Series | None = None,
 ) -> PlanResult:
     """Normalise, validate, map, hash and diff an extract against ``snapshot``.
 
@@ -105,12 +106,15 @@ def build_plan(
     table (:meth:`StateStore.write_plan <pipelines.state.store.StateStore.write_plan>`): execute
     from the stored plan. Rejected keys are protected from deletion. ``constants`` holds the
     target's constant body values (:func:`transforms.mapping.map_rows`); the other arguments
-    are those of :func:`~transforms.diff.plan_actions`.
+    are those of :func:`~transforms.diff.plan_actions`. ``forgotten``: keys erased on request,
+    rejected with rule ``forgotten`` (:func:`~transforms.validate.forgotten_rule`).
     """
     rows = normalise(frame.with_row_index(_ROW, offset=1))
     key = pl.col("external_id")
     total, repeated = _repeated_keys(rows)
     bad = key.is_null() | key.is_in(repeated.implode()) | row_is_broken(target)
+    if forgotten is not None and forgotten.len():
+        bad = bad | key.is_in(forgotten.implode())
     known = snapshot.lazy().select(
         *_key_hashes(key),
         pl.col("content_key").alias("__s_key"),
@@ -154,7 +158,10 @@ def build_plan(
     bad_rows = out.filter(pl.col("__bad")).get_column(_ROW)
     rejects = (
         validate(
-            subset.filter(pl.col(_ROW).is_in(bad_rows.implode())), target, row_index=_ROW
+            subset.filter(pl.col(_ROW).is_in(bad_rows.implode())),
+            target,
+            row_index=_ROW,
+            forgotten=forgotten,
         ).rejects
         if bad_rows.len()
         else pl.DataFrame(schema=REJECTS_SCHEMA)

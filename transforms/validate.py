@@ -254,16 +254,41 @@ def row_is_broken(target: str) -> pl.Expr:
     return pl.any_horizontal(checks).fill_null(False)
 
 
-def validate(frame: pl.LazyFrame, target: str, *, row_index: str | None = None) -> Validated:
+FORGOTTEN = "forgotten"
+"""The rule of a key erased on request (``custsync forget``): never sent to the target again."""
+
+
+def forgotten_rule(keys: pl.Series) -> _Rule:
+    """The rule that rejects the ``keys`` a target's suppression list holds (no value shown:
+    the reject row is no copy of the customer's data)."""
+    return _Rule(
+        "external_id",
+        FORGOTTEN,
+        pl.col("external_id").is_in(keys.implode()),
+        pl.lit("erased on request (custsync forget): never sent to this target again"),
+        shows_value=False,
+    )
+
+
+def validate(
+    frame: pl.LazyFrame,
+    target: str,
+    *,
+    row_index: str | None = None,
+    forgotten: pl.Series | None = None,
+) -> Validated:
     """Apply ``target``'s rules to a normalised extract (see :mod:`transforms.normalise`).
 
     Returns the rows that pass every rule and one reject per (key, field, rule) broken; rows
     whose key is missing get one ``required`` reject each. The rejected value is masked
     (:func:`mask`): rejects are stored and shown, and must not become a copy of the CRM.
     ``row_index`` names a column already holding each row's 1-based position in the extract
-    (used when ``frame`` is a subset); by default rows are numbered here.
+    (used when ``frame`` is a subset); by default rows are numbered here. ``forgotten``: the
+    keys of the target's suppression list (rule ``forgotten``).
     """
     rules = rules_for(target)
+    if forgotten is not None and forgotten.len():
+        rules.append(forgotten_rule(forgotten))
     flags = [f"__r{i}" for i in range(len(rules))]
     key = pl.col("external_id")
     if row_index is None:
@@ -285,7 +310,15 @@ def validate(frame: pl.LazyFrame, target: str, *, row_index: str | None = None) 
     )
     valid = checked.filter(~pl.col("__bad")).select(CANONICAL_COLUMNS)
     bad = checked.filter(pl.col("__bad"))
-    return Validated(valid=valid, rejects=_rejects(bad, rules, flags))
+    rejects = _rejects(bad, rules, flags)
+    if forgotten is not None and forgotten.len():
+        # Not a trace of a forgotten customer's values: every reject of its rows, whatever
+        # rule, keeps the rule and field only.
+        gone = pl.col("external_id").is_in(forgotten.implode())
+        rejects = rejects.with_columns(
+            pl.when(gone).then(None).otherwise(pl.col("value")).alias("value")
+        )
+    return Validated(valid=valid, rejects=rejects)
 
 
 def _rejects(bad: pl.DataFrame, rules: list[_Rule], flags: list[str]) -> pl.DataFrame:

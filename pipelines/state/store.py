@@ -8,12 +8,12 @@ process writes at a time (DuckDB's rule for a file).
 :class:`StateStore` is the one object callers hold. Each concept lives in a module of its own,
 as a part of the store: :mod:`~pipelines.state.runs`, :mod:`~pipelines.state.snapshot`,
 :mod:`~pipelines.state.plan`, :mod:`~pipelines.state.journal` (with
-:mod:`~pipelines.state.ownership`), the audit reads of :mod:`~pipelines.state.queries` and
-the dry-run plans applied later (:mod:`~pipelines.state.applied`). The parts are base
-classes of the store rather than objects it holds: they share one connection and one
-transaction (a batch's calls, outcomes, journal and snapshot commit together), and callers
-keep calling ``store.write_plan(...)`` without the store repeating every signature to
-delegate it.
+:mod:`~pipelines.state.ownership`), :mod:`~pipelines.state.privacy` (personal data), the
+audit reads of :mod:`~pipelines.state.queries` and the dry-run plans applied later
+(:mod:`~pipelines.state.applied`). The parts are base classes of the store rather than objects
+it holds: they share one connection and one transaction (a batch's calls, outcomes, journal and
+snapshot commit together), and callers keep calling ``store.write_plan(...)`` without the store
+repeating every signature to delegate it.
 """
 
 from __future__ import annotations
@@ -36,6 +36,7 @@ from pipelines.state.migrations import (
     open_error,
 )
 from pipelines.state.plan import Plan
+from pipelines.state.privacy import Privacy
 from pipelines.state.queries import AuditQueries
 from pipelines.state.runs import Runs, new_run_id
 from pipelines.state.snapshot import DIFF_COLUMNS, SNAPSHOT_COLUMNS, Snapshot
@@ -54,7 +55,7 @@ __all__ = [
 ]
 
 
-class StateStore(Migrations, Runs, Snapshot, Plan, Journal, AuditQueries, AppliedPlans):
+class StateStore(Migrations, Runs, Snapshot, Plan, Journal, Privacy, AuditQueries, AppliedPlans):
     """One DuckDB file holding what custsync sent, intends to send, and did.
 
     Use as a context manager. ``read_only`` opens an existing file without migrating it (for

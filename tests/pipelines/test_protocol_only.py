@@ -18,6 +18,7 @@ from connectors.protocol import (
     CloseResult,
     CreateResult,
     CustomerConnector,
+    EraseResult,
     OwnedHook,
 )
 from pipelines.batch import BatchResult, ExecutionOptions, PlanRow
@@ -77,6 +78,9 @@ class LookingUp:
 
     async def close(self, remote_id: str) -> CloseResult:
         return CloseResult("deleted" if self.records.pop(remote_id, None) else "already_gone")
+
+    async def erase(self, remote_id: str) -> EraseResult:
+        return EraseResult("deleted" if self.records.pop(remote_id, None) else "already_gone")
 
     async def deactivate_instrument(self, remote_id: str, token: str) -> bool:
         raise NotSupported("none", provider=self.target, operation=Operation.DEACTIVATE_INSTRUMENT)

@@ -23,7 +23,7 @@ from connectors.errors import NotSupported, RecordRejected
 from connectors.http import CallRecord, OnCall, call_ref
 from connectors.limiter import LimiterStats
 from connectors.operation import Operation
-from connectors.protocol import Capabilities, CloseResult, CreateResult, OwnedHook
+from connectors.protocol import Capabilities, CloseResult, CreateResult, EraseResult, OwnedHook
 from connectors.providers.base import (
     MissingCredentials,
     Provider,
@@ -175,6 +175,10 @@ class FakepayClient:
             Operation.DELETE, "DELETE", "/people/{id}", f"/people/{remote_id}"
         )
         return CloseResult("already_gone" if response.status_code == 404 else "deleted")
+
+    async def erase(self, remote_id: str) -> EraseResult:
+        closed = await self.close(remote_id)
+        return EraseResult("deleted" if closed.outcome == "deleted" else "already_gone")
 
     async def deactivate_instrument(self, remote_id: str, token: str) -> bool:
         raise NotSupported(

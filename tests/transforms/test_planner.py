@@ -34,7 +34,8 @@ def _snapshot(frame: pl.LazyFrame, target: str) -> pl.DataFrame:
 def _step_by_step(
     frame: pl.LazyFrame, snapshot: pl.DataFrame, target: str, mode: Mode, **kw: object
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
-    validated = validate(normalise(frame), target)
+    forgotten = kw.pop("forgotten", None)
+    validated = validate(normalise(frame), target, forgotten=forgotten)  # type: ignore[arg-type]
     mapped = map_rows(validated.valid, target, constants={"entity_id": ENTITY})
     plan = plan_actions(
         mapped,

@@ -20,7 +20,7 @@ from connectors.errors import ConfigError, NotSupported, RecordRejected
 from connectors.http import OnCall, path_segment
 from connectors.oauth import OAuthCredentials
 from connectors.operation import Operation
-from connectors.protocol import Capabilities, CloseResult, CreateResult, OwnedHook
+from connectors.protocol import Capabilities, CloseResult, CreateResult, EraseResult, OwnedHook
 from connectors.providers.sumup.classify import classify_sumup
 from connectors.secret import Secret
 
@@ -28,6 +28,28 @@ COLLECTION = "/v0.1/customers"
 ITEM = "/v0.1/customers/{customer_id}"
 INSTRUMENTS = "/v0.1/customers/{customer_id}/payment-instruments"
 INSTRUMENT = "/v0.1/customers/{customer_id}/payment-instruments/{token}"
+
+ERASED_DETAILS: dict[str, Any] = {
+    "first_name": "",
+    "last_name": "",
+    "email": "",
+    "phone": "",
+    "tax_id": "",
+    "address": {
+        "line_1": "",
+        "line_2": "",
+        "city": "",
+        "state": "",
+        "postal_code": "",
+        "country": "",
+    },
+}
+"""The ``personal_details`` an erasure writes. SumUp has no customer delete, and its ``PUT``
+overwrites only the fields it is sent, none of which may be ``null`` (every one is typed
+``string``): an empty string is the emptiest value the published contract allows."""
+PLACEHOLDER_BIRTH_DATE = "1900-01-01"
+"""``birth_date`` is ``format: date``: an empty string is no date, so a birth date held is
+overwritten with this fixed placeholder (it says nothing of the person)."""
 
 
 class SumUpClient(BaseClient):
@@ -201,6 +223,30 @@ class SumUpClient(BaseClient):
         done = await asyncio.gather(*(self.deactivate_instrument(remote_id, t) for t in tokens))
         return CloseResult(
             "deactivated", tuple(t for t, now in zip(tokens, done, strict=True) if now)
+        )
+
+    async def erase(self, remote_id: str) -> EraseResult:
+        """As far as SumUp's API allows: deactivate every active payment instrument, then
+        overwrite the personal details with empty values (:data:`ERASED_DETAILS`; a birth date
+        with :data:`PLACEHOLDER_BIRTH_DATE`). The customer id stays at SumUp (there is no
+        customer delete); ``already_gone`` when SumUp holds no such customer."""
+        try:
+            record = await self.get(remote_id)
+        except RecordRejected as exc:
+            if exc.status == 404:
+                return EraseResult("already_gone")
+            raise
+        closed = await self.close(remote_id)
+        details = dict(ERASED_DETAILS)
+        held = record.get("personal_details")
+        if isinstance(held, Mapping) and held.get("birth_date"):
+            details["birth_date"] = PLACEHOLDER_BIRTH_DATE
+        await self.update(remote_id, {"personal_details": details})
+        return EraseResult(
+            "overwritten",
+            closed.deactivated,
+            note="SumUp has no customer delete: the customer id stays, with empty personal"
+            " details and no active payment instrument",
         )
 
     async def find(self, criteria: Mapping[str, str]) -> list[dict[str, Any]]:

@@ -29,7 +29,7 @@ from connectors.errors import (
 )
 from connectors.http import OnCall, path_segment
 from connectors.operation import Operation
-from connectors.protocol import Capabilities, CloseResult, CreateResult, OwnedHook
+from connectors.protocol import Capabilities, CloseResult, CreateResult, EraseResult, OwnedHook
 from connectors.providers.verifone.classify import classify_verifone
 from connectors.secret import Secret
 
@@ -368,6 +368,11 @@ class VerifoneClient(BaseClient):
     async def close(self, remote_id: str) -> CloseResult:
         """Closing a Verifone customer deletes it."""
         return await self.delete(remote_id)
+
+    async def erase(self, remote_id: str) -> EraseResult:
+        """Erasure is a delete: Verifone's ``DELETE`` removes the customer and its data."""
+        deleted = await self.delete(remote_id)
+        return EraseResult("deleted" if deleted.outcome == "deleted" else "already_gone")
 
     async def deactivate_instrument(self, remote_id: str, token: str) -> bool:
         """Not offered by Verifone's Customer API."""
