@@ -69,11 +69,15 @@ def why_refused(
     applied: Sequence[tuple[str, str]],
     inputs: Inputs,
     fingerprint: str,
+    redacted: bool = False,
+    forgotten: Sequence[str] = (),
 ) -> str | None:
     """Why ``planned``'s plan must not be applied now (exit code 3), or ``None``.
 
     ``applied``: the runs that applied it already; ``inputs``: the extract files now;
-    ``fingerprint``: the target's snapshot now. The first reason found is given.
+    ``fingerprint``: the target's snapshot now; ``redacted``: retention has redacted the
+    plan's personal values since; ``forgotten``: plan keys forgotten since (``custsync
+    forget``). The first reason found is given.
     """
     rid = planned.run_id
     if not planned.dry_run or planned.flow not in FLOWS:
@@ -95,6 +99,14 @@ def why_refused(
             return f"extract file {path} was not read by dry run {rid}: its plan is stale"
         if then[path] != now[path]:
             return f"extract file {path} changed since dry run {rid} was planned"
+    if redacted:
+        return (
+            f"the personal values of dry run {rid}'s plan were redacted by retention"
+            " (retain_personal_days)"
+        )
+    if forgotten:
+        more = f" and {len(forgotten) - 1} more" if len(forgotten) > 1 else ""
+        return f"{forgotten[0]}{more} of dry run {rid}'s plan were forgotten since (erasure)"
     if planned.snapshot_fingerprint is None:
         return f"dry run {rid} was planned by an older custsync (no snapshot fingerprint)"
     if planned.snapshot_fingerprint != fingerprint:
@@ -127,6 +139,8 @@ def _load_plan(run: Run) -> int:
         applied=store.applied_by(plan_run),
         inputs=inputs,
         fingerprint=store.snapshot_fingerprint(planned.target),
+        redacted=store.plan_redacted(plan_run),
+        forgotten=store.plan_forgotten(plan_run),
     )
     if refusal is not None:
         run.stop(ExitCode.GUARD, f"{refusal}: not applied (plan again with --dry-run)")

@@ -77,10 +77,8 @@ def _make_plan(run: Run) -> int:
     if spec.instruments:  # a landing-folder run reads what the folder holds today, maybe none
         actions = pl.concat([actions, _instrument_rows(run)], how="diagonal_relaxed")
     run.store.write_plan(run.run_id, target, actions)
-    if spec.dry_run:
-        # A dry run's plan keeps its merge bases (the "old" of `report --plan`, and what an
-        # apply merges with) when the snapshot moves on.
-        run.store.store_merge_bases(run.run_id, target)
+    # A dry run's plan keeps its merge bases (the "old" of `report --plan`, and what an apply
+    # merges with) when the snapshot moves on: Run.finish stores them (Plan.keep_bases).
     return use_stored_plan(run, counts, warn=True)
 
 

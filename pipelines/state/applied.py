@@ -11,9 +11,6 @@ from typing import Any
 import polars as pl
 
 from pipelines.state.base import StateBase
-from transforms.actions import MERGED_ACTIONS
-
-_MERGED = ", ".join(f"'{action}'" for action in MERGED_ACTIONS)
 
 FINGERPRINT_SQL = """
     SELECT count(*), coalesce(bit_xor(md5_number(concat_ws('|', external_id, content_hash,
@@ -126,16 +123,25 @@ class AppliedPlans(StateBase):
             ((copied,),) = self._run("SELECT count(*) FROM plan WHERE run_id = ?", [run_id])
         return int(copied)
 
-    def store_merge_bases(self, run_id: str, target: str) -> None:
-        """Copy the snapshot payload into the ``base_payload`` of ``run_id``'s update and close
-        rows that have none, so that the plan keeps its merge bases (its "old" values) after
-        the snapshot moves on. Dry runs only: a real run's bases are joined when read."""
-        self._run(
-            f"UPDATE plan SET base_payload = s.payload FROM snapshot s"
-            f" WHERE plan.run_id = ? AND plan.action IN ({_MERGED})"
-            " AND plan.base_payload IS NULL AND s.target = ? AND s.external_id = plan.external_id",
-            [run_id, target],
+    def plan_redacted(self, run_id: str) -> bool:
+        """Whether retention has redacted personal values of ``run_id``'s plan rows (a pass
+        whose limit is later than the run's start)."""
+        rows = self._run(
+            "SELECT EXISTS (SELECT 1 FROM redactions r JOIN runs p ON p.run_id = ?"
+            " WHERE r.table_name = 'plan' AND r.older_than > p.started_at)",
+            [run_id],
         )
+        return bool(rows[0][0])
+
+    def plan_forgotten(self, run_id: str) -> list[str]:
+        """The keys of ``run_id``'s plan forgotten since (on the suppression list)."""
+        rows = self._run(
+            "SELECT DISTINCT p.external_id FROM plan p JOIN suppressed s"
+            " ON s.target = p.target AND s.external_id = p.external_id"
+            " WHERE p.run_id = ? ORDER BY 1",
+            [run_id],
+        )
+        return [str(key) for (key,) in rows]
 
     def planned_unadoptable(self, run_id: str) -> int:
         """``run_id``'s planned adoptions without a customer (ambiguous, or their look-up

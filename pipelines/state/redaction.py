@@ -194,7 +194,7 @@ PERSONAL_COLUMNS: tuple[PersonalColumn, ...] = (
 AUDIT_TRAIL = "the audit trail: keys, remote ids, actions, results, times, field names"
 _AUDIT_COLUMNS = {
     "runs": "run_id flow target mode dry_run started_at finished_at status exit_code"
-    " custsync_version prefect_flow_run_id prefect_deployment",
+    " custsync_version prefect_flow_run_id prefect_deployment plan_run_id snapshot_fingerprint",
     "snapshot": "target external_id remote_id status synced_at run_id",
     "plan": "run_id target external_id action status remote_id reason planned_at",
     "journal": "run_id target plan_id state opened_at closed_at closed_run_id",

@@ -115,6 +115,8 @@ def _refusal(planned: PlannedRun = PLANNED, **now: Any) -> str | None:
         applied=now.get("applied", []),
         inputs=now.get("inputs", Inputs(FACTS)),
         fingerprint=now.get("fingerprint", "3:00ff"),
+        redacted=now.get("redacted", False),
+        forgotten=now.get("forgotten", ()),
     )
 
 
@@ -138,6 +140,9 @@ def test_an_unchanged_dry_run_plan_may_be_applied() -> None:
          "a.csv changed since dry run DRY"),
         (PLANNED, {"fingerprint": "4:00ff"}, "verifone snapshot changed since dry run DRY"),
         (replace(PLANNED, snapshot_fingerprint=None), {}, "older custsync"),
+        (PLANNED, {"redacted": True}, "redacted by retention"),
+        (PLANNED, {"forgotten": ["CRM-7"]}, "CRM-7 of dry run DRY's plan were forgotten"),
+        (PLANNED, {"forgotten": ["CRM-7", "CRM-8"]}, "CRM-7 and 1 more"),
     ],
 )  # fmt: skip
 def test_apply_refuses_with_the_reason(
@@ -210,3 +215,34 @@ def test_decisions_frame_is_what_the_plan_rows_become() -> None:
     # decide() is ordered by key, whatever order the look-ups finished in
     items = [Found("B", "email_address", ("r2",)), Found("A", "customer_id", ("r1",))]
     assert pl.DataFrame(decide(items, {}))["external_id"].to_list() == ["A", "B"]
+
+
+def test_the_store_sees_a_plan_redacted_by_retention_or_forgotten_keys(store: StateStore) -> None:
+    store.con.execute(
+        "INSERT INTO runs (run_id, flow, target, mode, dry_run, extract_paths, started_at,"
+        " status) VALUES ('DRY-R', 'sync', 'sumup', 'upsert', true, ['a.csv'],"
+        " TIMESTAMPTZ '2026-01-10 00:00Z', 'planned')"
+    )
+    store.con.execute(
+        "INSERT INTO plan (run_id, target, plan_id, external_id, action, status, planned_at)"
+        " VALUES ('DRY-R', 'sumup', 'p1', 'K1', 'create', 'planned', TIMESTAMPTZ '2026-01-10 00:00Z')"
+    )
+    assert not store.plan_redacted("DRY-R") and store.plan_forgotten("DRY-R") == []
+    # a retention pass whose limit is before the dry run leaves its plan alone
+    store.con.execute(
+        "INSERT INTO redactions (run_id, reason, target, table_name, column_name, rows,"
+        " older_than, redacted_at) VALUES ('X', 'retention', NULL, 'plan', 'payload', 1,"
+        " TIMESTAMPTZ '2026-01-09 00:00Z', now())"
+    )
+    assert not store.plan_redacted("DRY-R")
+    store.con.execute(
+        "INSERT INTO redactions (run_id, reason, target, table_name, column_name, rows,"
+        " older_than, redacted_at) VALUES ('Y', 'retention', NULL, 'plan', 'payload', 1,"
+        " TIMESTAMPTZ '2026-01-11 00:00Z', now())"
+    )
+    assert store.plan_redacted("DRY-R")
+    store.con.execute(
+        "INSERT INTO suppressed (target, external_id, requested_at, requested_run_id)"
+        " VALUES ('sumup', 'K1', now(), 'F')"
+    )
+    assert store.plan_forgotten("DRY-R") == ["K1"]
