@@ -225,7 +225,8 @@ def test_the_store_sees_a_plan_redacted_by_retention_or_forgotten_keys(store: St
     )
     store.con.execute(
         "INSERT INTO plan (run_id, target, plan_id, external_id, action, status, planned_at)"
-        " VALUES ('DRY-R', 'sumup', 'p1', 'K1', 'create', 'planned', TIMESTAMPTZ '2026-01-10 00:00Z')"
+        " VALUES ('DRY-R', 'sumup', 'p1', 'K1', 'create', 'planned',"
+        " TIMESTAMPTZ '2026-01-10 00:00Z')"
     )
     assert not store.plan_redacted("DRY-R") and store.plan_forgotten("DRY-R") == []
     # a retention pass whose limit is before the dry run leaves its plan alone
