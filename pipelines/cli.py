@@ -28,6 +28,10 @@ _COMMANDS: dict[str, tuple[str, str]] = {
         "Serve both provider APIs locally (the sandbox).",
     ),
     "demo": ("pipelines.commands.demo:demo_command", "Run the end-to-end demo on the sandbox."),
+    "fleet": (
+        "pipelines.commands.fleet:fleet_command",
+        "Sync every tenant of a tenants file, as a Prefect fleet run.",
+    ),
 }
 
 
