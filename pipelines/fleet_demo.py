@@ -39,21 +39,23 @@ def _say(text: str) -> None:
     print(f"==> {text}", flush=True)
 
 
-def _free_port() -> int:
+def free_port() -> int:
+    """A loopback port nobody listens on now."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
         return port
 
 
-def _bin(name: str) -> str:
+def prefect_bin(name: str) -> str:
+    """A console script of this interpreter's environment (``prefect``, ``custsync``)."""
     return str(Path(sys.executable).with_name(name))
 
 
 @contextmanager
-def _process(
+def process_group(
     command: list[str], env: dict[str, str], log: Path, started: list[int]
-) -> Iterator[None]:
+) -> Iterator[subprocess.Popen[bytes]]:
     """A child in its own process group, stopped (the whole group) on the way out."""
     with log.open("wb") as out:
         process = subprocess.Popen(
@@ -66,7 +68,7 @@ def _process(
         )
     started.append(process.pid)
     try:
-        yield
+        yield process
     finally:
         if process.poll() is None:
             os.killpg(process.pid, signal.SIGTERM)
@@ -77,7 +79,8 @@ def _process(
                 process.wait(timeout=10)
 
 
-def _wait_healthy(url: str, log: Path, timeout_s: float = 180.0) -> None:
+def wait_healthy(url: str, log: Path, timeout_s: float = 180.0) -> None:
+    """Wait until the Prefect API at ``url`` answers its health check."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         try:
@@ -89,7 +92,8 @@ def _wait_healthy(url: str, log: Path, timeout_s: float = 180.0) -> None:
     raise RuntimeError(f"the Prefect server did not start:\n{log.read_text()[-2000:]}")
 
 
-def _check(command: list[str], env: dict[str, str]) -> None:
+def check_run(command: list[str], env: dict[str, str]) -> None:
+    """Run ``command`` from the project folder; raise with its output if it fails."""
     done = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
     if done.returncode != 0:
         raise RuntimeError(f"{' '.join(command[1:])} failed:\n{done.stdout[-2000:]}{done.stderr}")
@@ -116,10 +120,17 @@ def _extract(path: Path, merchant: int, rows: int) -> None:
 
 
 def write_fleet(
-    folder: Path, merchants: int, rows: int, rate: float, sandbox: SandboxServer
+    folder: Path,
+    merchants: int,
+    rows: int,
+    rate: float,
+    sandbox: SandboxServer,
+    *,
+    one_key: bool = False,
 ) -> dict[str, str]:
     """The tenants file, extracts and sandbox accounts of ``merchants`` SumUp merchants;
-    returns the variables the workers need (each merchant's key under its own name)."""
+    returns the variables the workers need (each merchant's key under its own name, or with
+    ``one_key`` one key all of them share, one account and one bucket)."""
     lines = [
         'state_dir = "state"',
         "",
@@ -134,9 +145,11 @@ def write_fleet(
     keys = []
     for m in range(1, merchants + 1):
         tenant, variable = f"merchant-{m:02d}", f"MERCHANT_{m:02d}_SUMUP_KEY"
-        key = f"sup_sk_demo_{m:02d}_" + os.urandom(6).hex()
-        env[variable] = key
-        keys.append({"api_key": key, "merchant": tenant})
+        if one_key:
+            variable = "MERCHANTS_SHARED_SUMUP_KEY"
+        if variable not in env:
+            env[variable] = f"sup_sk_demo_{m:02d}_" + os.urandom(6).hex()
+            keys.append({"api_key": env[variable], "merchant": tenant})
         _extract(folder / "landing" / tenant / "customers.csv", m, rows)
         lines += [
             "",
@@ -152,7 +165,7 @@ def write_fleet(
 
 
 def _demo(tmp: Path, args: argparse.Namespace, stack: ExitStack, started: list[int]) -> int:
-    port = _free_port()
+    port = free_port()
     api = f"http://127.0.0.1:{port}/api"
     base = {k: v for k, v in os.environ.items() if not k.startswith(("CUSTSYNC_", "PREFECT_"))}
     env = {
@@ -167,9 +180,9 @@ def _demo(tmp: Path, args: argparse.Namespace, stack: ExitStack, started: list[i
     server_env = {k: v for k, v in env.items() if k != "PREFECT_API_URL"}
     server_log = tmp / "server.log"
     stack.enter_context(
-        _process(
+        process_group(
             [
-                _bin("prefect"),
+                prefect_bin("prefect"),
                 "server",
                 "start",
                 "--host",
@@ -185,15 +198,15 @@ def _demo(tmp: Path, args: argparse.Namespace, stack: ExitStack, started: list[i
             started,
         )
     )
-    _wait_healthy(api, server_log)
+    wait_healthy(api, server_log)
     _say(f"sandbox: {args.merchants} SumUp merchants, each key limited to {args.rate:g} req/s")
     sandbox = stack.enter_context(SandboxServer(SandboxConfig(rate_limit=args.rate, burst=5)))
     keys = write_fleet(tmp, args.merchants, args.rows, args.rate, sandbox)
     _say(f"work pool {POOL!r}, deployments tenant-sync and fleet-nightly")
-    _check([_bin("prefect"), "work-pool", "create", POOL, "--type", "process"], env)
-    _check(
+    check_run([prefect_bin("prefect"), "work-pool", "create", POOL, "--type", "process"], env)
+    check_run(
         [
-            _bin("prefect"),
+            prefect_bin("prefect"),
             "--no-prompt",
             "deploy",
             "--name",
@@ -206,9 +219,9 @@ def _demo(tmp: Path, args: argparse.Namespace, stack: ExitStack, started: list[i
     worker_env = {**env, **keys, "PREFECT_WORKER_QUERY_SECONDS": "1"}
     for n in range(1, args.workers + 1):
         stack.enter_context(
-            _process(
+            process_group(
                 [
-                    _bin("prefect"),
+                    prefect_bin("prefect"),
                     "worker",
                     "start",
                     "--pool",
@@ -225,7 +238,7 @@ def _demo(tmp: Path, args: argparse.Namespace, stack: ExitStack, started: list[i
         )
     _say(f"{args.workers} workers; custsync fleet {tmp / 'tenants.toml'}")
     fleet = subprocess.run(
-        [_bin("custsync"), "fleet", str(tmp / "tenants.toml")],
+        [prefect_bin("custsync"), "fleet", str(tmp / "tenants.toml")],
         cwd=REPO,
         env=env,
         text=True,
