@@ -26,6 +26,17 @@ customer extract. The tenants file (TOML) lists them::
     token = "block:acme-verifone-token"  # ... or a Prefect Secret block's name
     entity_id = "8f6a0c55-…"             # a plain setting: its value
 
+A provider-wide rate limit the runs of several tenants share is declared once and joined by
+name (runs on one credential reference share one without a declaration; see
+:mod:`pipelines.shared_limits`)::
+
+    [rate_groups.sumup-platform]
+    target = "sumup"
+    rate = 40                            # requests/s, together
+
+    [[tenants]]
+    rate_groups = ["sumup-platform"]
+
 Secret settings (those a provider declares ``secret=True``) hold a *reference*, never the
 secret itself; a value that is not a reference is refused, and the error never repeats it.
 Relative paths are relative to the tenants file. Every error names the file, the tenant and
