@@ -47,6 +47,17 @@ class SharedLimit:
         return max(1, self.limit // 2)
 
 
+def permit_group(limits: tuple[SharedLimit, ...], own_rate: float | None) -> int:
+    """Slots a run takes per round trip: no more than any of its limits allows at once, nor
+    more than one second of its own calls (``own_rate``: the tenant's ``rate_limit``), so a
+    slow member of a fast group holds no slots it will not spend soon, nor wastes many when
+    its run ends; at least 1."""
+    group = min((limit.group for limit in limits), default=1)
+    if own_rate is not None and 0 < own_rate < math.inf:
+        group = min(group, max(1, math.ceil(own_rate)))
+    return max(1, group)
+
+
 def credential_key(config: TargetConfig) -> str | None:
     """A stable key of the target's credential references (names, never values), or ``None``
     when it has none."""

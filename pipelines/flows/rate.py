@@ -16,7 +16,7 @@ from prefect.concurrency.asyncio import rate_limit
 from prefect.exceptions import ObjectAlreadyExists
 
 from connectors.limiter import SharedRate, shared_rate
-from pipelines.shared_limits import SharedLimit
+from pipelines.shared_limits import SharedLimit, permit_group
 
 
 async def ensure_limits(limits: Sequence[SharedLimit]) -> None:
@@ -30,8 +30,9 @@ async def ensure_limits(limits: Sequence[SharedLimit]) -> None:
                 )
 
 
-def prefect_permit(limits: Sequence[SharedLimit]) -> SharedRate | None:
-    """A :class:`SharedRate` taking slots of every limit at once (``None`` for none)."""
+def prefect_permit(limits: Sequence[SharedLimit], own_rate: float | None) -> SharedRate | None:
+    """A :class:`SharedRate` taking slots of every limit at once (``None`` for none), a group
+    at a time (:func:`~pipelines.shared_limits.permit_group`)."""
     if not limits:
         return None
     names = [limit.name for limit in limits]
@@ -39,17 +40,20 @@ def prefect_permit(limits: Sequence[SharedLimit]) -> SharedRate | None:
     async def permit(k: int) -> None:
         await rate_limit(names, occupy=k, strict=True)
 
-    return SharedRate(permit, min(limit.group for limit in limits))
+    return SharedRate(permit, permit_group(tuple(limits), own_rate))
 
 
 @asynccontextmanager
-async def sharing(limits: Sequence[SharedLimit]) -> AsyncIterator[None]:
-    """Connectors built inside take permits from ``limits`` (created first) before calls."""
+async def sharing(
+    limits: Sequence[SharedLimit], own_rate: float | None = None
+) -> AsyncIterator[None]:
+    """Connectors built inside take permits from ``limits`` (created first) before calls;
+    ``own_rate`` is the run's own rate limit (it bounds the group)."""
     if not limits:
         yield
         return
     await ensure_limits(limits)
-    token = shared_rate.set(prefect_permit(limits))
+    token = shared_rate.set(prefect_permit(limits, own_rate))
     try:
         yield
     finally:

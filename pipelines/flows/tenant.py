@@ -90,6 +90,7 @@ async def tenant_sync_flow(
     except TenantsError as exc:
         get_run_logger().error("%s", exc)
         return Failed(message=str(exc), data={"exit_code": int(ExitCode.BAD_INPUT)})
-    async with one_at_a_time(tenant, target), sharing(shared_limits(tenants, tenant, target)):
+    shared = shared_limits(tenants, tenant, target)
+    async with one_at_a_time(tenant, target), sharing(shared, spec.rate_limit):
         summary = await run_stages(spec, tenant_engine(tenants, tenant, target))
     return final_state(summary)

@@ -3,13 +3,20 @@ or join declared groups; and the rate groups' errors in the tenants file."""
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pipelines.shared_limits import RATE_PREFIX, all_shared_limits, shared_limits
+from pipelines.shared_limits import (
+    RATE_PREFIX,
+    SharedLimit,
+    all_shared_limits,
+    permit_group,
+    shared_limits,
+)
 from pipelines.tenants import TenantsError, parse_tenants
 
 FILE = Path("/platform/tenants.toml")
@@ -106,3 +113,19 @@ def test_a_tenant_joining_a_bad_group_is_refused(groups: str, problem: str) -> N
         parse_tenants(body, FILE)
     assert str(caught.value).startswith(f"{FILE}: tenant a: rate_groups: ")
     assert problem in str(caught.value)
+
+
+@given(
+    st.lists(st.floats(0.1, 1e4), min_size=1, max_size=3),
+    st.one_of(st.none(), st.just(0.0), st.floats(0.1, 1e4)),
+)
+def test_a_permit_group_fits_every_limit_and_a_second_of_the_runs_own_calls(
+    rates: list[float], own: float | None
+) -> None:
+    limits = tuple(SharedLimit(f"l{i}", r, ()) for i, r in enumerate(rates))
+    group = permit_group(limits, own)
+    assert 1 <= group <= min(limit.limit for limit in limits)
+    if own:
+        assert group <= max(1, math.ceil(own))
+    else:  # adaptive or unlimited: the limits alone decide
+        assert group == min(limit.group for limit in limits)
