@@ -14,7 +14,7 @@ UV         := $(UV_VENV)/bin/uv
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 export UV_PYTHON_DOWNLOADS := never
 
-.PHONY: demo test lint typecheck pytest bench sandbox lock clean
+.PHONY: demo fleet-demo test lint typecheck pytest bench sandbox lock clean
 
 $(UV):
 	$(PYTHON) -m venv $(UV_VENV)
@@ -39,6 +39,10 @@ $(VENV)/.dev-installed: pyproject.toml uv.lock | $(BIN)/python
 ## demo: start the sandbox, sync the sample extracts to both targets, show the audit trail
 demo: $(VENV)/.run-installed
 	$(BIN)/custsync demo
+
+## fleet-demo: a Prefect server, two workers, 8 rate-limited merchants, one fleet run, an audit
+fleet-demo: $(VENV)/.run-installed
+	$(BIN)/python -m pipelines.fleet_demo
 
 ## test: lint, format check, type check and the whole test suite
 test: $(VENV)/.dev-installed lint typecheck pytest

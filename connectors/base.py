@@ -10,7 +10,7 @@ import httpx
 from connectors.caller import Caller, Classifier
 from connectors.config import ClientConfig
 from connectors.http import HttpSession, OnCall
-from connectors.limiter import LimiterStats, RateLimiter
+from connectors.limiter import LimiterStats, RateLimiter, shared_rate
 from connectors.oauth import OAuthCredentials, TokenSource
 from connectors.retry import RetryPolicy
 
@@ -59,6 +59,7 @@ class BaseClient:
             min_rate=config.adaptive_min_rate,
             clock=config.clock,
             sleep=config.sleep,
+            shared=shared_rate.get(),
         )
         self.retry_policy = RetryPolicy.of(config)
         self._caller = Caller(

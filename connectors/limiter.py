@@ -6,17 +6,46 @@ Why GCRA and not a plain token bucket: a server enforcing R req/s with a small b
 its own slot ``1/R`` after the previous one (``burst`` slots of tolerance), measured on a
 monotonic clock. A slot reserved before a pause or a rate decrease is given up and taken
 again, so nobody fires into a pause the target was told to respect.
+
+A limit shared with other processes (several workers running tenants on one credential) is
+a :class:`SharedRate`: before its calls, the limiter takes permits from it in groups (one
+round trip to whoever grants them per group, not per call), then spaces them locally as
+above. The connectors know nothing of who grants them: the pipelines inject the callable
+(:data:`shared_rate`, a context variable, as :data:`~connectors.gate.send_gate`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import math
+from collections.abc import Awaitable, Callable
+from contextvars import ContextVar
 from dataclasses import dataclass
 
 from connectors.config import Clock, Sleep
 
 _PROBE_STEP = 1.03
+
+Permit = Callable[[int], Awaitable[None]]
+"""Waits until ``k`` calls are allowed by a limit shared with other processes."""
+
+
+@dataclass(frozen=True)
+class SharedRate:
+    """A rate limit shared with other processes: ``permit(group)`` before every ``group``
+    attempts (each a round trip to whoever keeps the shared count)."""
+
+    permit: Permit
+    group: int = 1
+
+    def __post_init__(self) -> None:
+        if self.group < 1:
+            raise ValueError("group must be >= 1")
+
+
+shared_rate: ContextVar[SharedRate | None] = ContextVar("custsync_shared_rate", default=None)
+"""The shared limit of the run the current task works for, read when a connector is built
+(``None``: the limiter's own rate is the only one)."""
 
 
 @dataclass(frozen=True)
@@ -34,6 +63,8 @@ class LimiterStats:
     """Seconds of ``Retry-After`` pauses asked for (overlapping pauses counted once)."""
     decreases: int
     acquired: int
+    permits: int = 0
+    """Groups of permits taken from a :class:`SharedRate` (round trips to its keeper)."""
 
 
 class RateLimiter:
@@ -56,6 +87,7 @@ class RateLimiter:
         min_rate: float = 1.0,
         clock: Clock,
         sleep: Sleep,
+        shared: SharedRate | None = None,
     ) -> None:
         self._adaptive = rate is None
         self._unlimited = rate is not None and math.isinf(rate)
@@ -86,6 +118,11 @@ class RateLimiter:
         self._paused_s = 0.0
         self._n_decreases = 0
         self._n_acquired = 0
+        # shared limit: permits taken in groups, spent one per attempt
+        self._shared = shared
+        self._permits = 0
+        self._permit_lock = asyncio.Lock()
+        self._n_permits = 0
 
     def _set_rate(self, rate: float) -> None:
         self._rate = rate
@@ -101,10 +138,22 @@ class RateLimiter:
         """Wait for a slot in flight and for this call's emission time; return that time."""
         await self._in_flight.acquire()
         try:
+            if self._shared is not None:
+                await self._take_permit(self._shared)
             return await self._wait_turn()
         except BaseException:
             self._in_flight.release()
             raise
+
+    async def _take_permit(self, shared: SharedRate) -> None:
+        # One task refills a group while the others queue on the lock: one round trip per
+        # group. A refill cancelled half-way gained nothing, so nothing is counted.
+        async with self._permit_lock:
+            if self._permits == 0:
+                await shared.permit(shared.group)
+                self._permits = shared.group
+                self._n_permits += 1
+            self._permits -= 1
 
     def release(self) -> None:
         """Give back the in-flight slot taken by :meth:`acquire`."""
@@ -220,4 +269,5 @@ class RateLimiter:
             paused_s=self._paused_s,
             decreases=self._n_decreases,
             acquired=self._n_acquired,
+            permits=self._n_permits,
         )

@@ -44,6 +44,10 @@ _COMMANDS: dict[str, tuple[str, str]] = {
         "pipelines.commands.alerts:alerts_command",
         "Apply the Prefect Automations that alert on failed, rejecting and late runs.",
     ),
+    "fleet": (
+        "pipelines.commands.fleet:fleet_command",
+        "Sync every tenant of a tenants file, as a Prefect fleet run.",
+    ),
 }
 
 

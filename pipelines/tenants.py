@@ -26,6 +26,17 @@ customer extract. The tenants file (TOML) lists them::
     token = "block:acme-verifone-token"  # ... or a Prefect Secret block's name
     entity_id = "8f6a0c55-…"             # a plain setting: its value
 
+A provider-wide rate limit the runs of several tenants share is declared once and joined by
+name (runs on one credential reference share one without a declaration; see
+:mod:`pipelines.shared_limits`)::
+
+    [rate_groups.sumup-platform]
+    target = "sumup"
+    rate = 40                            # requests/s, together
+
+    [[tenants]]
+    rate_groups = ["sumup-platform"]
+
 Secret settings (those a provider declares ``secret=True``) hold a *reference*, never the
 secret itself; a value that is not a reference is refused, and the error never repeats it.
 Relative paths are relative to the tenants file. Every error names the file, the tenant and
@@ -38,7 +49,7 @@ import math
 import re
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal, cast
 
@@ -55,11 +66,12 @@ BLOCK_PREFIX = "block:"
 DEFAULT_MODE: Mode = "upsert"
 DEFAULT_STATE_DIR = "state"
 
-_TOP_KEYS = frozenset({"state_dir", "defaults", "tenants"})
+_TOP_KEYS = frozenset({"state_dir", "defaults", "tenants", "rate_groups"})
 _DEFAULT_KEYS = frozenset({"mode", "rate_limit"})
 """Besides these, ``[defaults.<target>]`` holds settings every tenant's target table
 inherits (the platform's OAuth client, a base URL)."""
-_TENANT_KEYS = frozenset({"id", "extract", "mode", "rate_limit", "mapping"})
+_TENANT_KEYS = frozenset({"id", "extract", "mode", "rate_limit", "mapping", "rate_groups"})
+_GROUP_KEYS = frozenset({"target", "rate"})
 
 
 class TenantsError(ValueError):
@@ -128,6 +140,18 @@ class Tenant:
     rate_limit: float | None
     """Requests/s for this tenant's runs (``0``: no client-side limit; ``None``: adaptive)."""
     mapping: str | None = None
+    rate_groups: tuple[str, ...] = ()
+    """Names of the declared :class:`RateGroup` s this tenant's runs share."""
+
+
+@dataclass(frozen=True)
+class RateGroup:
+    """A provider-wide rate limit declared in the file (``[rate_groups.<name>]``): the runs
+    of every member tenant on ``target`` stay under ``rate`` requests/s together."""
+
+    name: str
+    target: str
+    rate: float
 
 
 @dataclass(frozen=True)
@@ -138,6 +162,8 @@ class TenantsFile:
     state_dir: Path
     """Where each tenant and target's DuckDB file lives (absolute)."""
     tenants: tuple[Tenant, ...]
+    rate_groups: Mapping[str, RateGroup] = field(default_factory=dict)
+    """Declared provider-wide limits by name."""
 
     def tenant(self, tenant_id: str) -> Tenant:
         """The tenant ``tenant_id``; :class:`TenantsError` if the file has none."""
@@ -188,6 +214,7 @@ def parse_tenants(text: str, path: Path) -> TenantsFile:
         inherited[name] = table
     default_mode = _mode(path, defaults.get("mode", DEFAULT_MODE), None, "defaults.mode")
     default_rate = _rate(path, defaults.get("rate_limit"), None, "defaults.rate_limit")
+    groups = _rate_groups(path, data.get("rate_groups", {}), names)
     entries = data.get("tenants")
     if not isinstance(entries, list) or not entries:
         raise TenantsError(path, "list at least one [[tenants]] entry", None, "tenants")
@@ -195,11 +222,52 @@ def parse_tenants(text: str, path: Path) -> TenantsFile:
     seen: set[str] = set()
     for index, entry in enumerate(entries):
         tenant = _tenant(path, base, entry, index, default_mode, default_rate, inherited)
+        _members(path, tenant, groups)
         if tenant.id in seen:
             raise TenantsError(path, "duplicate tenant id", tenant.id, "id")
         seen.add(tenant.id)
         tenants.append(tenant)
-    return TenantsFile(path=path, state_dir=state_dir, tenants=tuple(tenants))
+    return TenantsFile(path=path, state_dir=state_dir, tenants=tuple(tenants), rate_groups=groups)
+
+
+def _rate_groups(path: Path, table: Any, names: tuple[str, ...]) -> dict[str, RateGroup]:
+    if not isinstance(table, dict):
+        raise TenantsError(path, "must be a table", None, "rate_groups")
+    groups: dict[str, RateGroup] = {}
+    for name, entry in table.items():
+        field_ = f"rate_groups.{name}"
+        if not TENANT_ID.fullmatch(name):
+            raise TenantsError(
+                path,
+                "use 1-63 lower-case letters, digits, '-' or '_' (starting alnum)",
+                None,
+                field_,
+            )
+        if not isinstance(entry, dict):
+            raise TenantsError(path, "must be a table with target and rate", None, field_)
+        _no_unknown(path, entry, _GROUP_KEYS, None, f"{field_}.")
+        target = entry.get("target")
+        if target not in names:
+            raise TenantsError(path, f"choose {' or '.join(names)}", None, f"{field_}.target")
+        rate = _rate(path, entry.get("rate"), None, f"{field_}.rate")
+        if rate is None or rate <= 0:
+            raise TenantsError(path, "must be a number > 0 (requests/s)", None, f"{field_}.rate")
+        groups[name] = RateGroup(name=name, target=str(target), rate=rate)
+    return groups
+
+
+def _members(path: Path, tenant: Tenant, groups: Mapping[str, RateGroup]) -> None:
+    for name in tenant.rate_groups:
+        group = groups.get(name)
+        if group is None:
+            raise TenantsError(path, f"no [rate_groups.{name}] declared", tenant.id, "rate_groups")
+        if group.target not in tenant.targets:
+            raise TenantsError(
+                path,
+                f"rate group {name} limits {group.target}, a target this tenant lacks",
+                tenant.id,
+                "rate_groups",
+            )
 
 
 def _tenant(
@@ -255,7 +323,15 @@ def _tenant(
         mode=_mode(path, entry.get("mode", default_mode), tid, "mode"),
         rate_limit=_rate(path, entry.get("rate_limit", default_rate), tid, "rate_limit"),
         mapping=mapping,
+        rate_groups=_group_names(path, entry.get("rate_groups", []), tid),
     )
+
+
+def _group_names(path: Path, value: Any, tenant: str) -> tuple[str, ...]:
+    items = [value] if isinstance(value, str) else value
+    if not isinstance(items, list) or not all(isinstance(i, str) for i in items):
+        raise TenantsError(path, "give a group's name or a list of them", tenant, "rate_groups")
+    return tuple(dict.fromkeys(items))
 
 
 def _target(

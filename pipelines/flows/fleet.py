@@ -19,7 +19,7 @@ from typing import Any
 import duckdb
 import httpx
 from prefect import flow, get_run_logger
-from prefect.artifacts import acreate_markdown_artifact
+from prefect.artifacts import acreate_markdown_artifact, acreate_table_artifact
 from prefect.client.schemas.objects import FlowRun
 from prefect.deployments import run_deployment
 from prefect.exceptions import PrefectException
@@ -34,6 +34,9 @@ from pipelines.tenants import TenantsError, TenantsFile, load_tenants
 TENANT_DEPLOYMENT = "custsync-tenant-sync/tenant-sync"
 """The child runs' deployment (``prefect.yaml``), as ``<flow name>/<deployment name>``."""
 ARTIFACT_KEY = "custsync-fleet"
+RESULTS_KEY = "custsync-fleet-results"
+"""A table artifact of the fleet run's rows (:func:`result_rows`): what ``custsync fleet``
+reads back, since the fleet's result is not persisted."""
 
 
 @dataclass(frozen=True)
@@ -183,6 +186,37 @@ def fleet_summary(results: list[TenantResult], duration_s: float) -> dict[str, A
     }
 
 
+def result_rows(summary: dict[str, Any]) -> list[dict[str, Any]]:
+    """The summary's runs as flat rows (their counts as columns): the results artifact."""
+    rows = []
+    for r in summary["results"]:
+        row = {k: v for k, v in r.items() if k != "counts"}
+        row.update(r["counts"])
+        rows.append(row)
+    return rows
+
+
+def summary_of_rows(rows: list[dict[str, Any]], duration_s: float) -> dict[str, Any]:
+    """The fleet summary (as :func:`fleet_summary`) of rows read back from the results
+    artifact."""
+    counted = ("planned", "succeeded", "failed", "unchanged", "rejected")
+    results = [
+        TenantResult(
+            tenant=str(row["tenant"]),
+            target=str(row["target"]),
+            result=str(row["result"]),
+            exit_code=int(row["exit_code"]),
+            state=str(row["state"]),
+            message=str(row.get("message") or ""),
+            duration_s=float(row["duration_s"]),
+            flow_run_id=row.get("flow_run_id"),
+            counts={k: int(row[k]) for k in counted if row.get(k) is not None},
+        )
+        for row in rows
+    ]
+    return fleet_summary(results, duration_s)
+
+
 def to_markdown(summary: dict[str, Any]) -> str:
     """The fleet's summary as the artifact shows it: one row per tenant and target."""
     lines = [
@@ -243,6 +277,9 @@ async def fleet_flow(
     try:
         await acreate_markdown_artifact(
             to_markdown(summary), key=ARTIFACT_KEY, description="custsync fleet summary"
+        )
+        await acreate_table_artifact(
+            result_rows(summary), key=RESULTS_KEY, description="custsync fleet: one row a run"
         )
     except (RuntimeError, ValueError) as exc:  # a nicety: never lose the fleet's end for it
         logger.warning("could not create the fleet artifact: %s", exc)

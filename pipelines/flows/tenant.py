@@ -5,6 +5,8 @@ tenants file itself, starts from the tenant's settings and its own state file, a
 the tenant's credential references from its worker's environment or Prefect Secret blocks
 (:mod:`pipelines.tenant_run`). Runs of the same tenant and target never overlap: each holds
 the one slot of a Prefect global concurrency limit named after them (:func:`one_at_a_time`).
+Runs sharing a credential or a declared rate group stay under its rate together, on any
+number of workers (:mod:`pipelines.shared_limits`, :mod:`pipelines.flows.rate`).
 """
 
 from __future__ import annotations
@@ -23,9 +25,11 @@ from prefect.states import Failed, State
 from connectors.secret import Secret
 from pipelines.connect import read_secret_block
 from pipelines.exit_codes import ExitCode
+from pipelines.flows.rate import sharing
 from pipelines.flows.sync import PREFECT, final_state
 from pipelines.orchestration import Engine, run_stages
 from pipelines.settings import Settings, load_settings
+from pipelines.shared_limits import shared_limits
 from pipelines.tenant_run import resolve_credentials, tenant_settings, tenant_spec
 from pipelines.tenants import TenantsError, TenantsFile, load_tenants
 
@@ -86,6 +90,7 @@ async def tenant_sync_flow(
     except TenantsError as exc:
         get_run_logger().error("%s", exc)
         return Failed(message=str(exc), data={"exit_code": int(ExitCode.BAD_INPUT)})
-    async with one_at_a_time(tenant, target):
+    shared = shared_limits(tenants, tenant, target)
+    async with one_at_a_time(tenant, target), sharing(shared, spec.rate_limit):
         summary = await run_stages(spec, tenant_engine(tenants, tenant, target))
     return final_state(summary)

@@ -28,7 +28,7 @@ def run_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 180)
     )
 
 
-@pytest.mark.parametrize("command", ["sync", "migrate", "report", "sandbox", "demo"])
+@pytest.mark.parametrize("command", ["sync", "migrate", "report", "sandbox", "demo", "fleet"])
 def test_every_command_has_help(command: str) -> None:
     done = run_cli(command, "--help")
     assert done.returncode == 0, done.stderr

@@ -23,9 +23,11 @@ def test_the_expected_deployments_exist() -> None:
         "crm-migration",
         "audit-report",
         "tenant-sync",
+        "fleet-nightly",
     }
     scheduled = {d["name"] for d in DEPLOYMENTS if d.get("schedules")}
-    assert {"nightly-sync-verifone", "nightly-sync-sumup"} <= scheduled
+    assert {"nightly-sync-verifone", "nightly-sync-sumup", "fleet-nightly"} <= scheduled
+    assert "tenant-sync" not in scheduled  # the fleet starts its runs
     assert "crm-migration" not in scheduled
 
 
