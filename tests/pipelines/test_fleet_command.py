@@ -14,12 +14,15 @@ from tests.e2e.conftest import REPO
 from tests.e2e.prefect_server import free_port
 
 # Runs the console script's main and says, on its last stderr line, whether Prefect was imported.
+# main() is handed the arguments as a caller's list (sys.argv no longer holds them), so it returns
+# through the exit handlers instead of ending the process early (pipelines/cli.py: fast exit).
 PROBE = (
     "import atexit, sys\n"
     "atexit.register(lambda: print('prefect-imported:', 'prefect' in sys.modules, "
     "file=sys.stderr))\n"
     "from pipelines.cli import main\n"
-    "main(sys.argv[1:])\n"
+    "args, sys.argv = sys.argv[1:], sys.argv[:1]\n"
+    "main(args)\n"
 )
 
 VALID = '[[tenants]]\nid = "acme"\nextract = "x.csv"\n[tenants.sumup]\napi_key = "ACME_KEY"\n'
