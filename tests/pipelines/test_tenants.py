@@ -19,7 +19,10 @@ FILE = Path("/platform/tenants.toml")
 env_names = st.from_regex(r"[A-Z_][A-Z0-9_]{0,20}", fullmatch=True)
 block_names = st.from_regex(r"[a-z0-9][a-z0-9-]{0,20}", fullmatch=True)
 references = st.one_of(env_names, block_names.map(lambda n: f"block:{n}"))
-plain = st.text(st.characters(min_codepoint=32, max_codepoint=126), min_size=1, max_size=20)
+# A valid setting's value: printable, and not blank (a blank value is refused on its own).
+plain = st.text(st.characters(min_codepoint=32, max_codepoint=126), min_size=1, max_size=20).filter(
+    str.strip
+)
 tenant_ids = st.from_regex(r"[a-z0-9][a-z0-9_-]{0,15}", fullmatch=True)
 
 
