@@ -9,7 +9,6 @@ run adds each file's night and where it was moved). Nothing here is a secret.
 from __future__ import annotations
 
 import getpass
-import hashlib
 import socket
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields
@@ -19,9 +18,8 @@ from typing import Any
 
 from connectors.providers.registry import providers
 from connectors.secret import Secret
+from pipelines.landing import sha256
 from pipelines.settings import Settings
-
-_CHUNK = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -102,20 +100,12 @@ def file_facts(
         fact: dict[str, Any] = {
             "path": str(path),
             "bytes": path.stat().st_size,
-            "sha256": known or _sha256(path),
+            "sha256": known or sha256(path),
         }
         if n < len(rows):
             fact["rows"] = rows[n]
         facts.append(fact)
     return facts
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        while chunk := handle.read(_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def provenance(settings: Settings, origin: Origin, inputs: Sequence[Path] = ()) -> Provenance:
