@@ -20,7 +20,7 @@ from pipelines.instruments import plan_deactivations
 from pipelines.provenance import file_facts
 from pipelines.run import Run
 from pipelines.state.store import DIFF_COLUMNS
-from pipelines.stored_plan import PlanCounts, StoredPlan
+from pipelines.stored_plan import WINDOW_ROWS, PlanCounts, StoredPlan
 from transforms.planner import build_plan
 from transforms.twins import find_twins
 
@@ -110,6 +110,7 @@ def use_stored_plan(run: Run, counts: PlanCounts, *, warn: bool = False) -> int:
             twins=twins,
             counts=replace(counts, deletes=store.planned_count(run_id, "delete")),
             batch_size=size,
+            window=max(WINDOW_ROWS // max(size, 1), 1),
         )
     )
     return run.plan.height

@@ -23,6 +23,9 @@ BatchKey = tuple[str, str, str]
 """``(external_id, action, plan_id)``: a plan row's place in plan order (unique in a run)."""
 ORDER = ("external_id", "action", "plan_id")
 """The columns of plan order."""
+WINDOW_ROWS = 4_000
+"""About how many plan rows a run reads at once: a query per 500-row batch cost a migration
+~40 ms a batch, each reading the whole run's plan table (issue 14)."""
 PlanReader = Callable[[BatchKey, "BatchKey | None"], pl.DataFrame]
 """The plan rows from a key (included) to another (excluded; ``None``: to the end), in order."""
 
@@ -61,6 +64,9 @@ class StoredPlan:
     """Planned creates a look-up cannot tell apart (:func:`transforms.twins.find_twins`)."""
     counts: PlanCounts = field(default_factory=PlanCounts)
     batch_size: int = 1
+    window: int = 1
+    """Batches read at once (one query for several short batches; the last read is kept)."""
+    _read: dict[int, pl.DataFrame] = field(default_factory=dict, compare=False, repr=False)
 
     @classmethod
     def from_frame(
@@ -100,6 +106,15 @@ class StoredPlan:
         """The plan rows of batch ``batch_no`` (none past the last batch)."""
         if not 0 <= batch_no < len(self.starts):
             return []
-        end = self.starts[batch_no + 1] if batch_no + 1 < len(self.starts) else None
-        frame = self.read(self.starts[batch_no], end)
-        return [PlanRow.from_mapping(r) for r in frame.iter_rows(named=True)]
+        window = max(self.window, 1)
+        first = batch_no - batch_no % window
+        frame = self._read.get(first)
+        if frame is None:
+            last = first + window
+            end = self.starts[last] if last < len(self.starts) else None
+            frame = self.read(self.starts[first], end)
+            self._read.clear()  # one window held at a time
+            self._read[first] = frame
+        size = max(self.batch_size, 1)
+        rows = frame.slice((batch_no - first) * size, size)
+        return [PlanRow.from_mapping(r) for r in rows.iter_rows(named=True)]

@@ -167,11 +167,13 @@ class Plan(StateBase):
         )
         params: dict[str, object] = {"run_id": run_id}
         where = "run_id = $run_id"
+        # The plain external_id bounds are what DuckDB can check against its per-block
+        # min/max and skip the rest of the table; the tuples decide at the edges.
         if start is not None:
-            where += " AND (external_id, action, plan_id) >= ($e0, $a0, $p0)"
+            where += " AND external_id >= $e0 AND (external_id, action, plan_id) >= ($e0, $a0, $p0)"
             params.update(e0=start[0], a0=start[1], p0=start[2])
         if end is not None:
-            where += " AND (external_id, action, plan_id) < ($e1, $a1, $p1)"
+            where += " AND external_id <= $e1 AND (external_id, action, plan_id) < ($e1, $a1, $p1)"
             params.update(e1=end[0], a1=end[1], p1=end[2])
         # The snapshot's payloads are fetched by row id for the keys found by a join on keys
         # alone: joining on the keys with the payload column scanned every payload of the

@@ -47,13 +47,18 @@ _ACTIONS = ("create", "update", "delete", "deactivate")
         max_size=40,
     ),
     size=st.integers(min_value=1, max_value=9),
+    window=st.integers(min_value=1, max_value=4),
 )
 def test_the_stored_plan_read_batch_by_batch_is_the_whole_plan_in_order(
-    tmp_path_factory: pytest.TempPathFactory, rows: list[tuple[str, str]], size: int
+    tmp_path_factory: pytest.TempPathFactory,
+    rows: list[tuple[str, str]],
+    size: int,
+    window: int,
 ) -> None:
     """Issue 14: batches read from the state file one at a time (keys that repeat, as a
     customer's instrument deactivations do) are the whole stored plan, each row once, in
-    plan order, cut every ``size`` rows."""
+    plan order, cut every ``size`` rows, whether read a batch or a ``window`` of batches at a
+    time."""
     store = StateStore(tmp_path_factory.mktemp("plan") / "state.duckdb")
     try:
         run_id = store.begin_run(
@@ -83,6 +88,7 @@ def test_the_stored_plan_read_batch_by_batch_is_the_whole_plan_in_order(
             starts=tuple(store.plan_starts(run_id, size)),
             read=lambda start, end: store.plan_rows(run_id, start, end),
             batch_size=size,
+            window=window,
         )
         batches = [stored.batch(no) for no in range(stored.batch_count)]
         assert stored.height == whole.height == len(rows)
@@ -93,5 +99,7 @@ def test_the_stored_plan_read_batch_by_batch_is_the_whole_plan_in_order(
         in_memory = StoredPlan.from_frame(whole, batch_size=size)
         assert [in_memory.batch(no) for no in range(in_memory.batch_count)] == batches
         assert stored.batch(stored.batch_count) == []
+        if batches:
+            assert stored.batch(0) == batches[0]  # read again once its window was dropped
     finally:
         store.close()
