@@ -122,6 +122,12 @@ def main() -> None:
             """,
             [second, second],
         ).fetchone()
+        # The look-ups of the intents left pending by the kill: their span is reconciliation.
+        reconcile = con.execute(
+            "SELECT count(*), coalesce(epoch(max(started_at) - min(started_at)), 0)"
+            " FROM calls WHERE run_id = ? AND operation = 'reconcile'",
+            [second],
+        ).fetchone()
         recovered = con.execute(
             "SELECT count(*) FROM outcomes WHERE run_id = ? AND plan_id NOT IN"
             " (SELECT plan_id FROM plan WHERE run_id = ?)",
@@ -141,6 +147,8 @@ def main() -> None:
         "killed_after_s": round(killed_after_s, 1),
         "held_at_kill": held_at_kill,
         "rerun_wall_s": round(rerun_wall, 1),
+        "reconcile_calls": int(reconcile[0]) if reconcile else 0,
+        "reconcile_s": round(float(reconcile[1]), 2) if reconcile else 0.0,
         "rerun_until_first_planned_call_s": round(float(row[0]), 2) if row else None,
         "rerun_outcomes_of_earlier_intents": int(recovered[0]) if recovered else 0,
         "rerun_calls_by_operation": by_op,
