@@ -106,7 +106,7 @@ async def look_up(run: Run) -> int:
 async def _look_up(run: Run) -> int:
     if run.spec.flow != MIGRATE or run.plan.height == 0:
         return 0
-    creates = run.plan.rows.filter(pl.col("action") == "create")
+    creates = run.store.plan(run.run_id).filter(pl.col("action") == "create")
     if creates.height == 0:
         return 0
     connector = run.connector()

@@ -4,8 +4,9 @@ The journal intents are opened (and committed) before the first call, so that a 
 them pending for the next run's recover stage. A batch the provider stopped (401/403, or no
 answer at all) sends nothing more, waits for the answers to what it sent, and closes every row
 whose fate is known (:func:`pipelines.halted.settle_unfinished`) before it is recorded. The
-state file is released while the batch is sent, so that readers get in
-(:mod:`pipelines.state.access`); reopening it costs 25-60 ms here.
+state file is released while a batch is sent, so that readers get in
+(:mod:`pipelines.state.access`); closing and reopening it costs 25-60 ms here, so a run of
+many short batches releases it once every :data:`pipelines.run.RELEASE_EVERY_S` at most.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ async def _execute_batch(run: Run, batch_no: int) -> None:
         return
     executor = run.executor()
     run.store.open_journal(run.run_id, run.spec.target, [r.plan_id for r in rows])
-    run.store.release()  # readers may open the file while the batch is sent
+    run.release_for_readers()  # readers may open the file while the batch is sent
     started = time.monotonic()
     with run.gated():
         result = await executor.run(rows)

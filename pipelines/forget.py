@@ -137,7 +137,7 @@ def _plan(run: Run, keys: Sequence[str]) -> int:
     store.write_plan(run.run_id, target, plan)
     stored = store.plan(run.run_id)
     counts = PlanCounts(extract_rows=stored.height, valid_rows=stored.height)
-    run.use_plan(StoredPlan(rows=stored, counts=counts, batch_size=run.settings.batch_size))
+    run.use_plan(StoredPlan.from_frame(stored, batch_size=run.settings.batch_size, counts=counts))
     return stored.height
 
 
@@ -155,7 +155,7 @@ async def execute_and_redact(run: Run, batch_no: int) -> None:
         if batch_no < run.plan.batch_count - 1:
             return
         everything = run.store.erase_results(
-            run.run_id, run.plan.rows.get_column("plan_id").to_list()
+            run.run_id, run.store.plan(run.run_id).get_column("plan_id").to_list()
         )
         failed = sum(not ok for ok in everything.values())
         if failed:

@@ -14,9 +14,16 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 
+import polars as pl
+
 from connectors.http import CallRecord
 from pipelines.batch import BatchResult
-from pipelines.state.frames import CallRow, calls_frame, outcomes_frame, snapshot_frame
+from pipelines.state.frames import (
+    CALLS_SCHEMA,
+    CallRow,
+    outcomes_frame,
+    snapshot_frame,
+)
 from pipelines.state.store import StateStore
 
 log = logging.getLogger("custsync")
@@ -36,6 +43,26 @@ def call_row(call: CallRecord) -> CallRow:
         "started_at": call.started_at,
         "request_id": call.request_id,
     }
+
+
+_CALL_ATTRIBUTES = {
+    "plan_id": "ref",
+    **{
+        name: name
+        for name in CALLS_SCHEMA.names()
+        if name not in ("plan_id", "run_id", "target")  # set by record_batch
+    },
+}
+
+
+def calls_of(calls: Sequence[CallRecord]) -> pl.DataFrame:
+    """The ``calls`` rows of ``calls`` (:func:`call_row`'s, built a column at a time: a dict
+    a call took a fifth of recording a migration's batch, issue 14)."""
+    columns = {name: [getattr(c, attr) for c in calls] for name, attr in _CALL_ATTRIBUTES.items()}
+    return pl.DataFrame(
+        {name: columns.get(name, [None] * len(calls)) for name in CALLS_SCHEMA.names()},
+        schema=CALLS_SCHEMA,
+    )
 
 
 class Ledger:
@@ -59,7 +86,7 @@ class Ledger:
     def record(self, result: BatchResult) -> int:
         """Record ``result`` and the calls kept so far in one transaction; returns how many
         snapshot rows the store refused (their remote id belongs to another key)."""
-        calls = calls_frame([call_row(c) for c in self._calls])
+        calls = calls_of(self._calls)
         self._calls.clear()
         refused = self.store.record_batch(
             self.run_id,

@@ -20,7 +20,7 @@ from pipelines.instruments import plan_deactivations
 from pipelines.provenance import file_facts
 from pipelines.run import Run
 from pipelines.state.store import DIFF_COLUMNS
-from pipelines.stored_plan import PlanCounts, StoredPlan
+from pipelines.stored_plan import WINDOW_ROWS, PlanCounts, StoredPlan
 from transforms.planner import build_plan
 from transforms.twins import find_twins
 
@@ -79,31 +79,40 @@ def _make_plan(run: Run) -> int:
     run.store.write_plan(run.run_id, target, actions)
     # A dry run's plan keeps its merge bases (the "old" of `report --plan`, and what an apply
     # merges with) when the snapshot moves on: Run.finish stores them (Plan.keep_bases).
+    # The extract, the diff's frames and DuckDB's buffers of the write are done with: freed
+    # before the plan is read back, so a migration's peak is not all of them at once.
+    del extract, snapshot, planned, actions
+    run.store.release()
     return use_stored_plan(run, counts, warn=True)
 
 
 def use_stored_plan(run: Run, counts: PlanCounts, *, warn: bool = False) -> int:
-    """Read the run's stored plan back and execute it from now on (its twins found, its
-    deletes counted); returns its number of rows. The plan stage, a migration's look-ups
-    (:mod:`pipelines.adopting`) and an apply (:mod:`pipelines.apply`) end with it."""
-    target = run.spec.target
-    stored = run.store.plan(run.run_id)
-    twins = find_twins(stored, target=target)
+    """Execute the run's stored plan from now on (its twins found, its deletes counted);
+    returns its number of rows. The plan stage, a migration's look-ups
+    (:mod:`pipelines.adopting`) and an apply (:mod:`pipelines.apply`) end with it.
+
+    Only where each batch starts is kept: each batch's rows are read when it is sent.
+    """
+    target, run_id, store = run.spec.target, run.run_id, run.store
+    twins = find_twins(store.plan_creates(run_id), target=target)
     if twins and warn:
         log.warning(
             "%d planned create(s) have the same content as another: sent one at a time",
             len(twins),
         )
-    deletes = stored.filter(pl.col("action") == "delete").height
+    size = run.settings.batch_size
     run.use_plan(
         StoredPlan(
-            rows=stored,
+            height=store.planned_count(run_id),
+            starts=tuple(store.plan_starts(run_id, size)),
+            read=lambda start, end: store.plan_rows(run_id, start, end),
             twins=twins,
-            counts=replace(counts, deletes=deletes),
-            batch_size=run.settings.batch_size,
+            counts=replace(counts, deletes=store.planned_count(run_id, "delete")),
+            batch_size=size,
+            window=max(WINDOW_ROWS // max(size, 1), 1),
         )
     )
-    return stored.height
+    return run.plan.height
 
 
 def _instrument_rows(run: Run) -> pl.DataFrame:

@@ -32,6 +32,8 @@ from transforms.validate import REJECTS_SCHEMA, row_is_broken, validate
 
 _ROW = "__source_row"
 _KEYS = ["__k1", "__k2"]
+CHUNK_ROWS = 50_000
+"""Changed rows whose payloads are built at once (a nightly run's are fewer)."""
 
 
 @dataclass(frozen=True)
@@ -55,6 +57,28 @@ class PlanResult:
         counts = dict(self.plan.group_by("action").len().iter_rows())
         counts["unchanged"] = self.unchanged
         return counts
+
+
+def _reread(frame: pl.LazyFrame, rows: pl.Series) -> pl.LazyFrame:
+    """The extract's rows at positions ``rows``, normalised, read again (materialised)."""
+    return (
+        normalise(frame.with_row_index(_ROW, offset=1).filter(pl.col(_ROW).is_in(rows.implode())))
+        .collect(engine="streaming")
+        .lazy()
+    )
+
+
+def _payloads(
+    frame: pl.LazyFrame, changed: pl.DataFrame, target: str, constants: Constants | None
+) -> pl.DataFrame:
+    """The mapped rows (payload, content hash) of the ``changed`` rows (position, content key)."""
+    return mapped_frame(
+        _reread(frame, changed.get_column(_ROW)).join(changed.lazy(), on=_ROW),
+        target,
+        constants=constants,
+        carry=["content_key"],
+        keyed=False,
+    ).collect()  # a few rows, many columns: the in-memory engine spreads the columns over cores
 
 
 def _key_hashes(key: pl.Expr) -> list[pl.Expr]:
@@ -149,32 +173,18 @@ def build_plan(
     )
     # The kept rows of the extract, read again: carrying every column through the join for
     # all rows, to use them for a few, took more memory than the second read takes time.
-    picked = out.filter(pl.col("__in_m")).get_column(_ROW)
-    subset = (
-        normalise(frame.with_row_index(_ROW, offset=1).filter(pl.col(_ROW).is_in(picked.implode())))
-        .collect(engine="streaming")
-        .lazy()
-    )
     bad_rows = out.filter(pl.col("__bad")).get_column(_ROW)
     rejects = (
-        validate(
-            subset.filter(pl.col(_ROW).is_in(bad_rows.implode())),
-            target,
-            row_index=_ROW,
-            forgotten=forgotten,
-        ).rejects
+        validate(_reread(frame, bad_rows), target, row_index=_ROW, forgotten=forgotten).rejects
         if bad_rows.len()
         else pl.DataFrame(schema=REJECTS_SCHEMA)
     )
-    # Their content keys come from the pass: the JSON and the SHA-256 are built here.
+    # Their content keys come from the pass: the JSON and the SHA-256 are built here, a slice
+    # of rows at a time: a migration changes every row, and building all of them at once took
+    # about 2 KB a row at its peak (issue 14).
     changed = out.filter(pl.col("__in_m") & ~pl.col("__bad")).select(_ROW, "content_key")
-    candidates = mapped_frame(
-        subset.join(changed.lazy(), on=_ROW),
-        target,
-        constants=constants,
-        carry=["content_key"],
-        keyed=False,
-    ).collect()  # a few rows, many columns: the in-memory engine spreads the columns over cores
+    parts = [_payloads(frame, part, target, constants) for part in changed.iter_slices(CHUNK_ROWS)]
+    candidates = pl.concat(parts) if parts else _payloads(frame, changed, target, constants)
     vanished = out.filter(~pl.col("__in_m")).select(_KEYS)
     involved = pl.concat(
         [

@@ -152,6 +152,18 @@ def test_it_gives_up_after_max_attempts_sends_without_effect() -> None:
     assert send.sent == 3 and len(seen) == 3 and len(sleeps.slept) == 2
 
 
+def test_one_attempt_allowed_gives_up_after_the_first_send_without_effect() -> None:
+    """The first round runs outside tenacity (issue 14): with one attempt allowed, a send
+    without effect ends it at once, as tenacity's stop did."""
+    sleeps, send = Sleeps(), Sender(_err(UnknownOutcome, 503))
+    look_up, seen = _strategy(None)
+    policy = dataclasses.replace(_policy(sleeps), max_attempts=1)
+    result = _run(policy.run(send, on_unknown_outcome=look_up))
+    assert type(result) is TransientError and isinstance(result.__cause__, UnknownOutcome)
+    assert result.message == "create failed 1 times without effect (none was created)"
+    assert send.sent == 1 and len(seen) == 1 and sleeps.slept == []
+
+
 def test_a_look_up_that_cannot_tell_ends_it_without_sending_again() -> None:
     sleeps, send = Sleeps(), Sender(_err(UnknownOutcome, 500))
     still_unknown = _err(UnknownOutcome, 500)

@@ -128,3 +128,35 @@ def test_the_number_of_refused_snapshot_rows_is_returned(store: StateStore) -> N
     taken = BatchResult(outcomes=[_outcome(run_id, "B", "r-1")], upserts=[_upsert("B", "r-1")])
     assert ledger.record(taken) == 1  # r-1 belongs to A
     assert store.snapshot("sumup")["external_id"].to_list() == ["A"]
+
+
+def test_calls_are_framed_a_column_at_a_time_as_row_by_row() -> None:
+    """Issue 14: the ledger frames a batch's calls column by column; the frame is the one
+    built from :func:`call_row` dicts."""
+    from datetime import UTC, datetime
+
+    from connectors.http import CallRecord
+    from pipelines.ledger import calls_of
+    from pipelines.state.frames import calls_frame
+
+    started = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
+    calls = [
+        CallRecord(
+            target="verifone",
+            operation=op,
+            method="POST",
+            path_template="/v2/customer",
+            status=status,
+            error_code=code,
+            attempt=n,
+            latency_ms=1.5 * n,
+            started_at=started,
+            request_id=f"req-{n}",
+            ref=f"p-{n}" if n else None,
+        )
+        for n, (op, status, code) in enumerate(
+            [("create", 200, None), ("create", 429, "RATE"), ("get", None, "TIMEOUT")]
+        )
+    ]
+    assert calls_of(calls).equals(calls_frame([call_row(c) for c in calls]))
+    assert calls_of([]).equals(calls_frame([]))

@@ -10,6 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tests.transforms.conftest import ENTITY, extract, person
+from transforms import planner
 from transforms.diff import plan_actions
 from transforms.mapping import map_rows
 from transforms.normalise import normalise
@@ -160,3 +161,35 @@ def test_an_unchanged_row_is_unchanged_the_next_day_whatever_it_holds() -> None:
     )
     assert result.plan.height == 0
     assert result.unchanged == 2
+
+
+@pytest.mark.parametrize("chunk", [1, 2, 5])
+@pytest.mark.parametrize("target", ["verifone", "sumup"])
+def test_payloads_built_a_slice_at_a_time_plan_the_same(
+    target: str, chunk: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 14: a migration's payloads are built ``CHUNK_ROWS`` changed rows at a time; the
+    plan and rejects are those of the step-by-step reference whatever the slice."""
+    monkeypatch.setattr(planner, "CHUNK_ROWS", chunk)
+    snapshot = _snapshot(_csv("customers.csv"), target)
+    day2 = _csv("customers_day2.csv")
+    expected_plan, expected_rejects = _step_by_step(day2, snapshot, target, "mirror")
+    result = build_plan(
+        day2,
+        snapshot.drop("payload"),
+        target=target,
+        mode="mirror",
+        constants={"entity_id": ENTITY},
+    )
+    assert result.rejects.equals(expected_rejects)
+    assert result.plan.drop("base_payload").equals(
+        expected_plan.filter(pl.col("action") != "unchanged").drop("base_payload")
+    )
+    first = build_plan(
+        _csv("customers.csv"),
+        snapshot.clear(),
+        target=target,
+        mode="mirror",
+        constants={"entity_id": ENTITY},
+    )  # a first run: every row is a create, in many slices
+    assert first.plan.height == first.valid_rows > chunk
