@@ -14,9 +14,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 from prefect.automations import AutomationCore
 from prefect.events.schemas.automations import EventTrigger, Posture
+from prefect.events.schemas.events import matches
 
 from pipelines.alerts import (
     FINISHED,
+    LATE,
     NAMES,
     OVER_LABEL,
     AlertConfig,
@@ -24,6 +26,7 @@ from pipelines.alerts import (
     finished_event,
 )
 from pipelines.commands.alerts import parse_duration
+from pipelines.flows.sync import NOTHING_NEW, WITH_REJECTS
 
 EXIT_CODES = st.sampled_from([0, 1, 2, 3, 4, 70])
 
@@ -83,6 +86,27 @@ def test_three_automations_one_block(threshold: int, minutes: int) -> None:
     assert late.posture == Posture.Proactive and late.within == timedelta(minutes=minutes)
     assert late.expect == {"prefect.flow-run.Completed*"}  # "Completed with rejects" too
     assert late.for_each == {"prefect.resource.id"}
+
+
+def test_a_night_with_no_file_is_late_and_a_night_with_rejects_is_not() -> None:
+    # Prefect names a flow run's state events after the state's name: a landing-folder run that
+    # found nothing ends "Nothing new" (a Completed type), which must not satisfy the deadline.
+    (late,) = (
+        _trigger(a)
+        for a in automations(uuid4(), AlertConfig(0, timedelta(hours=4), "nightly"))
+        if a.name == LATE
+    )
+    completed = {
+        name: any(matches(expected, f"prefect.flow-run.{name}") for expected in late.expect)
+        for name in ("Completed", WITH_REJECTS, NOTHING_NEW, "Failed", "Crashed")
+    }
+    assert completed == {
+        "Completed": True,
+        WITH_REJECTS: True,
+        NOTHING_NEW: False,
+        "Failed": False,
+        "Crashed": False,
+    }
 
 
 @given(value=st.integers(10, 10**6), unit=st.sampled_from(["", "s", "m", "h"]))
