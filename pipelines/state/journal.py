@@ -16,6 +16,7 @@ import polars as pl
 from pipelines.state.frames import CALLS_SCHEMA, CHANGES_SCHEMA, OUTCOMES_SCHEMA, SNAPSHOT_SCHEMA
 from pipelines.state.ownership import Ownership, refuse_outcomes
 from pipelines.state.plan import BASED, MERGE_BASE, SNAPSHOT_JOIN
+from pipelines.state.publish import batch_committed
 from transforms.actions import BASED_ACTIONS
 
 
@@ -159,6 +160,7 @@ class Journal(Ownership):
                     " now(), $run_id, content_key FROM {batch}",
                     params,
                 )
+        batch_committed(self, run_id, calls=calls, outcomes=outcomes, changes=changed)
         return refused.height
 
 

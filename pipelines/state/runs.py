@@ -11,6 +11,7 @@ from typing import Any
 import polars as pl
 
 from pipelines.state.base import StateBase
+from pipelines.state.publish import run_changed
 
 
 def new_run_id(now: datetime | None = None) -> str:
@@ -59,6 +60,7 @@ class Runs(StateBase):
         }
         assignments = ", ".join(f"{name} = ?" for name in values)
         self._run(f"UPDATE runs SET {assignments} WHERE run_id = ?", [*values.values(), run_id])
+        run_changed(self, run_id)
 
     def finish_run(
         self, run_id: str, *, status: str, exit_code: int, summary: Mapping[str, Any]
@@ -69,6 +71,7 @@ class Runs(StateBase):
             " WHERE run_id = ?",
             [status, exit_code, json.dumps(summary, default=str, sort_keys=True), run_id],
         )
+        run_changed(self, run_id)
 
     def synced_inputs(self, target: str, *, other_than: str) -> tuple[set[str], str | None]:
         """What the other runs of ``target`` (all but ``other_than``, the asking one) synced:

@@ -1,0 +1,114 @@
+"""The published audit read back: ``v_runs`` across tenants, from Parquet files alone.
+
+A tenant's run publishes its audit rows as immutable Parquet files
+(:mod:`pipelines.state.publish`); this module answers the questions the state file's ``v_runs``
+view answers, for every tenant and target at once, with DuckDB over those files. No writer
+ever holds a published file, so the query never waits for a run and never blocks one; it
+sees each run as of its last committed batch. The file list is taken once, at the start: a
+file renamed into place later is read by the next query.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+import duckdb
+import polars as pl
+
+from pipelines.state.publish import SEQ, partition
+
+V_RUNS_COLUMNS = (
+    "run_id", "flow", "target", "mode", "dry_run", "status", "exit_code", "started_at",
+    "finished_at", "duration_s", "planned", "succeeded", "failed", "rejected", "drift", "calls",
+    "retries", "http_429", "extract_paths",
+)  # fmt: skip
+"""The state file's ``v_runs`` columns (migration 002), which the view below gives too."""
+
+_EMPTY = {
+    "outcomes": "NULL::VARCHAR AS result, NULL::VARCHAR[] AS drift_fields",
+    "calls": "NULL::INTEGER AS status, NULL::INTEGER AS attempt",
+}
+
+_VIEW = f"""
+WITH runs AS (
+    SELECT * FROM {{runs}}
+    QUALIFY row_number() OVER (PARTITION BY tenant, target, run_id ORDER BY {SEQ} DESC) = 1),
+done AS (
+    SELECT tenant, target, run_id,
+           count(*) FILTER (WHERE result IN ('succeeded', 'adopted')) AS succeeded,
+           count(*) FILTER (WHERE result IN ('failed', 'ambiguous')) AS failed,
+           count(*) FILTER (WHERE len(drift_fields) > 0) AS drift
+    FROM {{outcomes}} GROUP BY tenant, target, run_id),
+sent AS (
+    SELECT tenant, target, run_id, count(*) AS n,
+           count(*) FILTER (WHERE status = 429) AS http_429,
+           count(*) FILTER (WHERE attempt > 1) AS retries
+    FROM {{calls}} GROUP BY tenant, target, run_id)
+SELECT r.tenant, r.run_id, r.flow, r.target, r.mode, r.dry_run, r.status, r.exit_code,
+       r.started_at, r.finished_at,
+       round(date_diff('millisecond', r.started_at, r.finished_at) / 1000.0, 3) AS duration_s,
+       r.planned,
+       coalesce(done.succeeded, 0) AS succeeded,
+       coalesce(done.failed, 0) AS failed,
+       r.rejected,
+       coalesce(done.drift, 0) AS drift,
+       coalesce(sent.n, 0) AS calls,
+       coalesce(sent.retries, 0) AS retries,
+       coalesce(sent.http_429, 0) AS http_429,
+       r.extract_paths
+FROM runs r
+LEFT JOIN done USING (tenant, target, run_id)
+LEFT JOIN sent USING (tenant, target, run_id)
+QUALIFY row_number() OVER (PARTITION BY r.tenant, r.target
+                           ORDER BY r.started_at DESC, r.run_id DESC) <= {{last}}
+ORDER BY r.tenant, r.target, r.started_at DESC, r.run_id DESC
+"""
+
+
+def published_files(audit_dir: Path, pairs: Iterable[tuple[str, str]], table: str) -> list[str]:
+    """The complete published files of ``table`` for each (tenant, target) pair, sorted (a
+    file still being written has a ``.tmp`` suffix and is not listed)."""
+    files: list[str] = []
+    for tenant, target in pairs:
+        folder = partition(audit_dir, tenant, target, table)
+        files += sorted(str(p) for p in folder.glob("*.parquet"))
+    return files
+
+
+def _source(files: Sequence[str], table: str) -> str:
+    if not files:
+        return (
+            "(SELECT NULL::VARCHAR AS tenant, NULL::VARCHAR AS target, NULL::VARCHAR AS run_id,"
+            f" {_EMPTY[table]} WHERE false)"
+        )
+    listed = ", ".join("'" + f.replace("'", "''") + "'" for f in files)
+    return (
+        f"read_parquet([{listed}], hive_partitioning = true, union_by_name = true,"
+        " hive_types = {'tenant': VARCHAR, 'target': VARCHAR})"
+    )
+
+
+def audit_runs(
+    audit_dir: Path, pairs: Iterable[tuple[str, str]], last: int | None = 1
+) -> pl.DataFrame:
+    """The ``last`` runs (``None``: all) of each (tenant, target) pair that published any, as
+    ``v_runs`` rows with a ``tenant`` column first, by tenant and target, newest first."""
+    pairs = list(pairs)
+    runs = published_files(audit_dir, pairs, "runs")
+    if not runs:
+        return pl.DataFrame()
+    query = _VIEW.format(
+        runs=_source(runs, "runs"),
+        outcomes=_source(published_files(audit_dir, pairs, "outcomes"), "outcomes"),
+        calls=_source(published_files(audit_dir, pairs, "calls"), "calls"),
+        last=2**62 if last is None else int(last),
+    )
+    con = duckdb.connect()
+    try:
+        con.execute("SET TimeZone = 'UTC'")
+        relation = con.sql(query)
+        assert relation is not None  # a query, not a statement
+        return relation.pl()
+    finally:
+        con.close()
