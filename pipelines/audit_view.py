@@ -30,21 +30,27 @@ _EMPTY = {
     "calls": "NULL::INTEGER AS status, NULL::INTEGER AS attempt",
 }
 
-_VIEW = f"""
-WITH runs AS (
+_LATEST = f"""
+SELECT * FROM (
     SELECT * FROM {{runs}}
-    QUALIFY row_number() OVER (PARTITION BY tenant, target, run_id ORDER BY {SEQ} DESC) = 1),
-done AS (
+    QUALIFY row_number() OVER (PARTITION BY tenant, target, run_id ORDER BY {SEQ} DESC) = 1)
+QUALIFY row_number() OVER (PARTITION BY tenant, target ORDER BY started_at DESC, run_id DESC)
+        <= {{last}}
+"""
+"""Each run's current row (its highest ``audit_seq``), the ``last`` runs of each pair."""
+
+_VIEW = """
+WITH done AS (
     SELECT tenant, target, run_id,
            count(*) FILTER (WHERE result IN ('succeeded', 'adopted')) AS succeeded,
            count(*) FILTER (WHERE result IN ('failed', 'ambiguous')) AS failed,
            count(*) FILTER (WHERE len(drift_fields) > 0) AS drift
-    FROM {{outcomes}} GROUP BY tenant, target, run_id),
+    FROM {outcomes} GROUP BY tenant, target, run_id),
 sent AS (
     SELECT tenant, target, run_id, count(*) AS n,
            count(*) FILTER (WHERE status = 429) AS http_429,
            count(*) FILTER (WHERE attempt > 1) AS retries
-    FROM {{calls}} GROUP BY tenant, target, run_id)
+    FROM {calls} GROUP BY tenant, target, run_id)
 SELECT r.tenant, r.run_id, r.flow, r.target, r.mode, r.dry_run, r.status, r.exit_code,
        r.started_at, r.finished_at,
        round(date_diff('millisecond', r.started_at, r.finished_at) / 1000.0, 3) AS duration_s,
@@ -57,13 +63,16 @@ SELECT r.tenant, r.run_id, r.flow, r.target, r.mode, r.dry_run, r.status, r.exit
        coalesce(sent.retries, 0) AS retries,
        coalesce(sent.http_429, 0) AS http_429,
        r.extract_paths
-FROM runs r
+FROM latest r
 LEFT JOIN done USING (tenant, target, run_id)
 LEFT JOIN sent USING (tenant, target, run_id)
-QUALIFY row_number() OVER (PARTITION BY r.tenant, r.target
-                           ORDER BY r.started_at DESC, r.run_id DESC) <= {{last}}
 ORDER BY r.tenant, r.target, r.started_at DESC, r.run_id DESC
 """
+
+
+def run_of(path: str) -> str:
+    """The run id a published file's name starts with (``<run_id>-<seq>.parquet``)."""
+    return Path(path).name.rsplit("-", 1)[0]
 
 
 def published_files(audit_dir: Path, pairs: Iterable[tuple[str, str]], table: str) -> list[str]:
@@ -93,21 +102,31 @@ def audit_runs(
     audit_dir: Path, pairs: Iterable[tuple[str, str]], last: int | None = 1
 ) -> pl.DataFrame:
     """The ``last`` runs (``None``: all) of each (tenant, target) pair that published any, as
-    ``v_runs`` rows with a ``tenant`` column first, by tenant and target, newest first."""
+    ``v_runs`` rows with a ``tenant`` column first, by tenant and target, newest first.
+
+    Two steps: the runs first, then only the ``outcomes`` and ``calls`` files of the runs
+    chosen (a file's name starts with its run id), so a query for last night reads last
+    night's files, however many nights the folder holds."""
     pairs = list(pairs)
     runs = published_files(audit_dir, pairs, "runs")
     if not runs:
         return pl.DataFrame()
-    query = _VIEW.format(
-        runs=_source(runs, "runs"),
-        outcomes=_source(published_files(audit_dir, pairs, "outcomes"), "outcomes"),
-        calls=_source(published_files(audit_dir, pairs, "calls"), "calls"),
-        last=2**62 if last is None else int(last),
-    )
     con = duckdb.connect()
     try:
         con.execute("SET TimeZone = 'UTC'")
-        relation = con.sql(query)
+        limit = 2**62 if last is None else int(last)
+        con.execute(
+            "CREATE TEMP TABLE latest AS " + _LATEST.format(runs=_source(runs, "runs"), last=limit)
+        )
+        chosen = {row[0] for row in con.execute("SELECT run_id FROM latest").fetchall()}
+        tables = {
+            table: _source(
+                [f for f in published_files(audit_dir, pairs, table) if run_of(f) in chosen],
+                table,
+            )
+            for table in ("outcomes", "calls")
+        }
+        relation = con.sql(_VIEW.format(**tables))
         assert relation is not None  # a query, not a statement
         return relation.pl()
     finally:

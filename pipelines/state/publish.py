@@ -33,7 +33,6 @@ A run publishes only when a :class:`Publisher` is registered for its state file
 from __future__ import annotations
 
 import logging
-import os
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -76,7 +75,7 @@ def write_atomic(frame: pl.DataFrame, path: Path) -> None:
     if path.exists():  # published files are immutable
         tmp.unlink()
         raise FileExistsError(path)
-    os.replace(tmp, path)
+    tmp.replace(path)
 
 
 @dataclass
