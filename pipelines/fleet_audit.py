@@ -1,4 +1,13 @@
-"""An audit across the tenants of a fleet: every tenant's state file, in one frame.
+"""An audit across the tenants of a fleet: every tenant's runs, in one frame.
+
+Two sources answer the same questions (the columns of ``v_runs``):
+
+- ``published=True``: the Parquet audit the tenants' runs publish batch by batch
+  (:mod:`pipelines.state.publish`, read by :mod:`pipelines.audit_view`). Immutable files no
+  writer holds: the audit never waits, never blocks a run, and sees a running run as of its
+  last committed batch. A tenant and target that published nothing yet is named in
+  ``skipped``. This is what ``custsync fleet TENANTS_FILE --audit`` prints.
+- ``published=False`` (the default): the state files themselves, as follows.
 
 Each tenant and target keeps its own DuckDB file (one writer each). The reader opens each
 read-only in turn, reads the latest rows of its ``v_runs`` view, and stacks them. DuckDB admits
@@ -16,6 +25,7 @@ from pathlib import Path
 import duckdb
 import polars as pl
 
+from pipelines.audit_view import audit_runs
 from pipelines.state.access import LockedError, connect
 from pipelines.tenants import TenantsFile
 
@@ -35,8 +45,14 @@ class FleetAudit:
     skipped: tuple[str, ...]
 
 
-def fleet_audit(tenants: TenantsFile, last: int = 1, wait_s: float = WAIT_S) -> FleetAudit:
-    """The ``last`` runs of each tenant and target, by tenant and target, newest first."""
+def fleet_audit(
+    tenants: TenantsFile, last: int = 1, wait_s: float = WAIT_S, *, published: bool = False
+) -> FleetAudit:
+    """The ``last`` runs of each tenant and target, by tenant and target, newest first:
+    read from the published Parquet audit (``published``; ``wait_s`` unused: nothing to wait
+    for) or from the state files."""
+    if published:
+        return published_audit(tenants, last)
     frames: list[pl.DataFrame] = []
     skipped: list[str] = []
     for tenant, target in tenants.runs():
@@ -75,3 +91,15 @@ def _latest_runs(path: Path, last: int, wait_s: float) -> pl.DataFrame | None:
         return None
     finally:
         con.close()
+
+
+def published_audit(tenants: TenantsFile, last: int = 1) -> FleetAudit:
+    """The ``last`` runs of each tenant and target from the Parquet audit under the tenants
+    file's audit folder; the pairs that published nothing yet are in ``skipped``."""
+    pairs = [(tenant.id, target) for tenant, target in tenants.runs()]
+    runs = audit_runs(tenants.audit_folder(), pairs, last)
+    if runs.height == 0:
+        return FleetAudit(pl.DataFrame(), tuple(f"{t}/{g}" for t, g in pairs))
+    seen = set(zip(runs["tenant"], runs["target"], strict=True))
+    skipped = tuple(f"{t}/{g}" for t, g in pairs if (t, g) not in seen)
+    return FleetAudit(runs.select("tenant", "target", *COLUMNS), skipped)

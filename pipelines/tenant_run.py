@@ -15,6 +15,7 @@ from connectors.providers.registry import get_provider
 from connectors.secret import Secret
 from pipelines.settings import Settings, SettingsError
 from pipelines.spec import SYNC, RunSpec
+from pipelines.state.publish import Publisher
 from pipelines.tenants import CredentialRef, Tenant, TenantsError, TenantsFile
 
 BlockReader = Callable[[str], Awaitable[Secret | None]]
@@ -29,8 +30,9 @@ def _target_of(tenant: Tenant, target: str, tenants: TenantsFile) -> None:
 def tenant_spec(
     tenants: TenantsFile, tenant_id: str, target: str, *, dry_run: bool = False
 ) -> RunSpec:
-    """The sync a child run does for ``tenant_id`` and ``target``: the tenant's extract,
-    mode, mapping and rate limit, on its own state file."""
+    """The sync a child run does for ``tenant_id`` and ``target``: the tenant's extract (or
+    landing folder, read by the landing-folder rules), mode, mapping and rate limit, on its
+    own state file."""
     tenant = tenants.tenant(tenant_id)
     _target_of(tenant, target, tenants)
     return RunSpec(
@@ -42,6 +44,8 @@ def tenant_spec(
         mapping=tenant.mapping,
         rate_limit=tenant.rate_limit,
         state=str(tenants.state_file(tenant.id, target)),
+        landing=tenant.landing,
+        processed=tenant.processed,
     )
 
 
@@ -95,3 +99,9 @@ async def _read(
         raw = env.get(ref.name)
         return Secret(raw) if raw else None
     return await read_block(ref.name)
+
+
+def tenant_publisher(tenants: TenantsFile, tenant_id: str, target: str) -> Publisher:
+    """The publisher of the tenant and target's audit rows, under the file's audit folder
+    (:mod:`pipelines.state.publish`)."""
+    return Publisher(tenants.audit_folder(), tenant_id, target)

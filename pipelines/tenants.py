@@ -4,6 +4,8 @@ A platform holds many merchants ("tenants"), each with its own provider account 
 customer extract. The tenants file (TOML) lists them::
 
     state_dir = "state"                  # optional; per tenant and target one DuckDB file
+    audit_dir = "audit"                  # optional (default: "audit" beside state_dir); the
+                                         # published Parquet audit (pipelines.state.publish)
 
     [defaults]                           # optional; what a tenant leaves unset
     mode = "upsert"
@@ -15,7 +17,9 @@ customer extract. The tenants file (TOML) lists them::
 
     [[tenants]]
     id = "acme"
-    extract = "landing/acme/*.csv"       # a file, a glob, or a list of them
+    extract = "exports/acme/*.csv"       # a file, a glob, or a list of them; or instead:
+    # landing = "landing/acme"           # a landing folder (or a glob in one), read by the
+    # processed = "processed/acme"       # landing-folder rules (pipelines.landing)
     mode = "mirror"
     rate_limit = 10                      # requests/s for this tenant (0 = no limit)
 
@@ -39,8 +43,10 @@ name (runs on one credential reference share one without a declaration; see
 
 Secret settings (those a provider declares ``secret=True``) hold a *reference*, never the
 secret itself; a value that is not a reference is refused, and the error never repeats it.
-Relative paths are relative to the tenants file. Every error names the file, the tenant and
-the field (:class:`TenantsError`, CLI exit code 2).
+Relative paths are relative to the tenants file. A tenant gives exactly one of ``extract``
+(files or globs, every file read) and ``landing`` (a landing folder, or a glob in one: the
+newest complete night of new files read, then moved to ``processed``). Every error names the
+file, the tenant and the field (:class:`TenantsError`, CLI exit code 2).
 """
 
 from __future__ import annotations
@@ -65,12 +71,16 @@ BLOCK_NAME = re.compile(r"[a-z0-9][a-z0-9-]*")
 BLOCK_PREFIX = "block:"
 DEFAULT_MODE: Mode = "upsert"
 DEFAULT_STATE_DIR = "state"
+DEFAULT_AUDIT_DIR = "audit"
+"""The published audit's folder, beside ``state_dir`` unless ``audit_dir`` is given."""
 
-_TOP_KEYS = frozenset({"state_dir", "defaults", "tenants", "rate_groups"})
+_TOP_KEYS = frozenset({"state_dir", "audit_dir", "defaults", "tenants", "rate_groups"})
 _DEFAULT_KEYS = frozenset({"mode", "rate_limit"})
 """Besides these, ``[defaults.<target>]`` holds settings every tenant's target table
 inherits (the platform's OAuth client, a base URL)."""
-_TENANT_KEYS = frozenset({"id", "extract", "mode", "rate_limit", "mapping", "rate_groups"})
+_TENANT_KEYS = frozenset(
+    {"id", "extract", "landing", "processed", "mode", "rate_limit", "mapping", "rate_groups"}
+)
 _GROUP_KEYS = frozenset({"target", "rate"})
 
 
@@ -133,7 +143,8 @@ class Tenant:
 
     id: str
     extract: tuple[str, ...]
-    """Extract files or globs, absolute (relative ones were resolved against the file)."""
+    """Extract files or globs, absolute (relative ones were resolved against the file); of a
+    landing-folder tenant, the glob of its landing folder's files."""
     targets: Mapping[str, TargetConfig]
     """Target name → its configuration, in file order."""
     mode: Mode
@@ -142,6 +153,12 @@ class Tenant:
     mapping: str | None = None
     rate_groups: tuple[str, ...] = ()
     """Names of the declared :class:`RateGroup` s this tenant's runs share."""
+    landing: bool = False
+    """:attr:`extract` is a landing folder's glob, read by the landing-folder rules
+    (:mod:`pipelines.landing`: the newest complete night of new files, then moved)."""
+    processed: str | None = None
+    """Where a landing-folder tenant's files are moved (``None``: ``processed/`` beside its
+    landing folder)."""
 
 
 @dataclass(frozen=True)
@@ -164,6 +181,13 @@ class TenantsFile:
     tenants: tuple[Tenant, ...]
     rate_groups: Mapping[str, RateGroup] = field(default_factory=dict)
     """Declared provider-wide limits by name."""
+    audit_dir: Path | None = None
+    """Where runs publish their audit (absolute); ``None``: ``audit`` beside
+    :attr:`state_dir` (:meth:`audit_folder`)."""
+
+    def audit_folder(self) -> Path:
+        """The published audit's folder: ``audit_dir``, else ``audit`` beside ``state_dir``."""
+        return self.audit_dir or self.state_dir.parent / DEFAULT_AUDIT_DIR
 
     def tenant(self, tenant_id: str) -> Tenant:
         """The tenant ``tenant_id``; :class:`TenantsError` if the file has none."""
@@ -200,6 +224,9 @@ def parse_tenants(text: str, path: Path) -> TenantsFile:
     _no_unknown(path, data, _TOP_KEYS, None, "")
     base = path.parent.absolute()
     state_dir = base / _text(path, data.get("state_dir", DEFAULT_STATE_DIR), None, "state_dir")
+    audit_dir = None
+    if "audit_dir" in data:
+        audit_dir = base / _text(path, data["audit_dir"], None, "audit_dir")
     defaults = data.get("defaults", {})
     if not isinstance(defaults, dict):
         raise TenantsError(path, "must be a table", None, "defaults")
@@ -227,7 +254,13 @@ def parse_tenants(text: str, path: Path) -> TenantsFile:
             raise TenantsError(path, "duplicate tenant id", tenant.id, "id")
         seen.add(tenant.id)
         tenants.append(tenant)
-    return TenantsFile(path=path, state_dir=state_dir, tenants=tuple(tenants), rate_groups=groups)
+    return TenantsFile(
+        path=path,
+        state_dir=state_dir,
+        tenants=tuple(tenants),
+        rate_groups=groups,
+        audit_dir=audit_dir,
+    )
 
 
 def _rate_groups(path: Path, table: Any, names: tuple[str, ...]) -> dict[str, RateGroup]:
@@ -296,9 +329,7 @@ def _tenant(
         if isinstance(entry[key], dict):
             raise TenantsError(path, f"unknown target: choose {' or '.join(names)}", tid, key)
         raise TenantsError(path, "unknown key", tid, key)
-    if "extract" not in entry:
-        raise TenantsError(path, "missing", tid, "extract")
-    extract = _extract(path, base, entry["extract"], tid)
+    extract, landing, processed = _source(path, base, entry, tid)
     mapping = entry.get("mapping")
     if mapping is not None:
         mapping = str(base / _text(path, mapping, tid, "mapping"))
@@ -324,7 +355,42 @@ def _tenant(
         rate_limit=_rate(path, entry.get("rate_limit", default_rate), tid, "rate_limit"),
         mapping=mapping,
         rate_groups=_group_names(path, entry.get("rate_groups", []), tid),
+        landing=landing,
+        processed=processed,
     )
+
+
+def _source(
+    path: Path, base: Path, entry: Mapping[str, Any], tenant: str
+) -> tuple[tuple[str, ...], bool, str | None]:
+    """The tenant's extract patterns, whether they are a landing folder's, and its
+    ``processed`` folder: exactly one of ``extract`` and ``landing`` is given."""
+    if "extract" in entry and "landing" in entry:
+        raise TenantsError(path, "give extract or landing, not both", tenant, "landing")
+    if "processed" in entry and "landing" not in entry:
+        raise TenantsError(path, "only with landing (a landing folder)", tenant, "processed")
+    if "landing" not in entry:
+        if "extract" not in entry:
+            raise TenantsError(
+                path,
+                "missing: give extract (files or globs) or landing (a folder)",
+                tenant,
+                "extract",
+            )
+        return _extract(path, base, entry["extract"], tenant, "extract"), False, None
+    patterns = _extract(path, base, entry["landing"], tenant, "landing")
+    processed = entry.get("processed")
+    if processed is not None:
+        processed = str(base / _text(path, processed, tenant, "processed"))
+    return tuple(landing_glob(p) for p in patterns), True, processed
+
+
+def landing_glob(pattern: str) -> str:
+    """A landing folder's glob: ``pattern`` itself when it has a wildcard, else every file
+    of the folder it names (``landing/acme`` → ``landing/acme/*``)."""
+    if any(c in pattern for c in "*?["):
+        return pattern
+    return str(Path(pattern) / "*")
 
 
 def _group_names(path: Path, value: Any, tenant: str) -> tuple[str, ...]:
@@ -373,13 +439,15 @@ def _target(
     return TargetConfig(target=name, settings=settings, credentials=credentials)
 
 
-def _extract(path: Path, base: Path, value: Any, tenant: str) -> tuple[str, ...]:
+def _extract(
+    path: Path, base: Path, value: Any, tenant: str, field: str = "extract"
+) -> tuple[str, ...]:
     items = [value] if isinstance(value, str) else value
     if not isinstance(items, list) or not items:
-        raise TenantsError(path, "give a path or glob, or a list of them", tenant, "extract")
+        raise TenantsError(path, "give a path or glob, or a list of them", tenant, field)
     out: list[str] = []
     for item in items:
-        text = _text(path, item, tenant, "extract")
+        text = _text(path, item, tenant, field)
         out.append(str(base / text))  # an absolute text stays as it is
     return tuple(out)
 

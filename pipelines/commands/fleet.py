@@ -10,6 +10,9 @@ Exit code: the fleet's, the highest of its runs' (0 every run ok; 1 some records
 were rejected; 2, 3, 4 or 70 as a failed tenant run's own code, so 4 when a provider refused
 a tenant's credentials); 2 also for a bad tenants file, no Prefect API, no deployment, or a
 fleet run that failed before it started any tenant run; 70 when the fleet run crashed.
+
+``--audit`` starts nothing: it prints the cross-tenant audit from the Parquet files the runs
+publish (:mod:`pipelines.commands.fleet_audit`), with no Prefect API needed.
 """
 
 from __future__ import annotations
@@ -61,8 +64,27 @@ def _api_url() -> str | None:
     show_default=True,
     help="The custsync-fleet deployment to run (<flow>/<deployment>).",
 )
+@click.option(
+    "--audit",
+    is_flag=True,
+    help="Start nothing: print the last run of every tenant and target from the published "
+    "Parquet audit (no Prefect API needed; runs in progress as of their last batch).",
+)
+@click.option(
+    "--last",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="With --audit: how many runs of each tenant and target.",
+)
 def fleet_command(
-    tenants_file: str, dry_run: bool, as_json: bool, wait: bool, deployment: str
+    tenants_file: str,
+    dry_run: bool,
+    as_json: bool,
+    wait: bool,
+    deployment: str,
+    audit: bool,
+    last: int,
 ) -> None:
     """Sync every tenant of TENANTS_FILE: one Prefect fleet run, a child run per tenant and
     target on the work pool's workers. Needs PREFECT_API_URL.
@@ -71,6 +93,9 @@ def fleet_command(
     Exit code: the fleet's: 0 every tenant run ok, 1 some records failed or were
     rejected, else the highest code of a failed tenant run (2 config, 3 guard,
     4 credentials refused, 70 internal); 2 for a bad tenants file or no Prefect API.
+
+    With --audit: starts nothing; prints each tenant and target's last run(s) from the
+    published Parquet audit (exit code 0; 2 for a bad tenants file).
     """
     from pipelines.tenants import TenantsError, load_tenants
 
@@ -78,6 +103,12 @@ def fleet_command(
         tenants = load_tenants(tenants_file)
     except TenantsError as exc:
         fail(str(exc))
+    if audit:
+        if dry_run:
+            fail("--audit reads the published audit; it starts no run (drop --dry-run)")
+        from pipelines.commands.fleet_audit import show_audit
+
+        raise SystemExit(show_audit(tenants, last, as_json))
     os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
     if os.environ.get("PREFECT_API_URL") is None:
         os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")

@@ -6,7 +6,11 @@ the tenant's credential references from its worker's environment or Prefect Secr
 (:mod:`pipelines.tenant_run`). Runs of the same tenant and target never overlap: each holds
 the one slot of a Prefect global concurrency limit named after them (:func:`one_at_a_time`).
 Runs sharing a credential or a declared rate group stay under its rate together, on any
-number of workers (:mod:`pipelines.shared_limits`, :mod:`pipelines.flows.rate`).
+number of workers (:mod:`pipelines.shared_limits`, :mod:`pipelines.flows.rate`). A run
+publishes its audit rows, batch by batch, as Parquet files under the tenants file's audit
+folder (:mod:`pipelines.state.publish`), which ``custsync fleet --audit`` reads at any time. A
+tenant with a landing folder reads it by the landing-folder rules; a night with nothing new
+ends ``Nothing new`` (Completed), which the fleet counts as ok.
 """
 
 from __future__ import annotations
@@ -30,7 +34,13 @@ from pipelines.flows.sync import PREFECT, final_state
 from pipelines.orchestration import Engine, run_stages
 from pipelines.settings import Settings, load_settings
 from pipelines.shared_limits import shared_limits
-from pipelines.tenant_run import resolve_credentials, tenant_settings, tenant_spec
+from pipelines.state.publish import publishing
+from pipelines.tenant_run import (
+    resolve_credentials,
+    tenant_publisher,
+    tenant_settings,
+    tenant_spec,
+)
 from pipelines.tenants import TenantsError, TenantsFile, load_tenants
 
 LOCK_PREFIX = "custsync-run"
@@ -91,6 +101,8 @@ async def tenant_sync_flow(
         get_run_logger().error("%s", exc)
         return Failed(message=str(exc), data={"exit_code": int(ExitCode.BAD_INPUT)})
     shared = shared_limits(tenants, tenant, target)
+    publisher = tenant_publisher(tenants, tenant, target)
     async with one_at_a_time(tenant, target), sharing(shared, spec.rate_limit):
-        summary = await run_stages(spec, tenant_engine(tenants, tenant, target))
+        with publishing(tenants.state_file(tenant, target), publisher):
+            summary = await run_stages(spec, tenant_engine(tenants, tenant, target))
     return final_state(summary)
