@@ -26,7 +26,7 @@ from prefect.exceptions import PrefectException
 from prefect.states import Completed, Failed, State
 
 from pipelines.exit_codes import ExitCode
-from pipelines.flows.sync import WITH_REJECTS
+from pipelines.flows.sync import NOTHING_NEW, WITH_REJECTS
 from pipelines.state.store import StateError, StateStore
 from pipelines.summary import SUMMARY_ACTIONS
 from pipelines.tenants import TenantsError, TenantsFile, load_tenants
@@ -66,7 +66,7 @@ class TenantResult:
 def _exit_code(state_name: str, summary: dict[str, Any] | None) -> int:
     if summary is not None and isinstance(summary.get("exit_code"), int):
         return int(summary["exit_code"])
-    if state_name == "Completed":
+    if state_name in ("Completed", NOTHING_NEW):  # a landing folder with nothing new is ok
         return int(ExitCode.OK)
     if state_name == WITH_REJECTS:
         return int(ExitCode.RECORDS_FAILED)

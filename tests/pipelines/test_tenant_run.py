@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 from hypothesis import given
@@ -11,7 +12,12 @@ from hypothesis import strategies as st
 
 from connectors.secret import Secret
 from pipelines.settings import SettingsError, load_settings
-from pipelines.tenant_run import resolve_credentials, tenant_settings, tenant_spec
+from pipelines.tenant_run import (
+    resolve_credentials,
+    tenant_publisher,
+    tenant_settings,
+    tenant_spec,
+)
 from pipelines.tenants import TenantsError, parse_tenants
 
 FILE = Path("/platform/tenants.toml")
@@ -131,3 +137,67 @@ def test_an_inherited_reference_may_be_unset_for_a_tenant_that_needs_none() -> N
     sumup = settings.provider("sumup")  # type: ignore[attr-defined]
     assert sumup.secret("api_key") == Secret("sup_sk_bolt")
     assert sumup.secret("client_secret") is None
+
+
+LANDING = """
+audit_dir = "/shared/audit"
+[[tenants]]
+id = "cargo"
+landing = "landing/cargo"
+processed = "/archive/cargo"
+[tenants.sumup]
+api_key = "CARGO_SUMUP_API_KEY"
+
+[[tenants]]
+id = "dock"
+landing = "landing/dock/customers-*.parquet"
+[tenants.sumup]
+api_key = "DOCK_SUMUP_API_KEY"
+"""
+
+
+def test_a_landing_folder_tenant_runs_by_the_landing_rules() -> None:
+    tenants = parse_tenants(LANDING, FILE)
+    cargo = tenant_spec(tenants, "cargo", "sumup")
+    assert (cargo.extract, cargo.landing, cargo.processed) == (
+        ("/platform/landing/cargo/*",),
+        True,
+        "/archive/cargo",
+    )
+    dock = tenant_spec(tenants, "dock", "sumup")
+    assert (dock.extract, dock.landing, dock.processed) == (
+        ("/platform/landing/dock/customers-*.parquet",),
+        True,
+        None,  # processed/ beside the landing folder (pipelines.landing.processed_folder)
+    )
+    plain = tenant_spec(TENANTS, "bolt", "sumup")
+    assert (plain.landing, plain.processed) == (False, None)
+
+
+def test_the_tenant_publishes_under_the_files_audit_folder() -> None:
+    publisher = tenant_publisher(parse_tenants(LANDING, FILE), "dock", "sumup")
+    assert (publisher.audit_dir, publisher.tenant, publisher.target) == (
+        Path("/shared/audit"),
+        "dock",
+        "sumup",
+    )
+    beside = tenant_publisher(TENANTS, "bolt", "sumup")
+    assert beside.audit_dir == Path("/var/audit")  # beside state_dir = /var/custsync
+
+
+@pytest.mark.parametrize(
+    ("name", "result"),
+    [("Nothing new", "ok"), ("Completed", "ok"), ("Completed with rejects", "rejects")],
+)
+def test_a_night_with_nothing_new_counts_as_ok_in_the_fleet(
+    tmp_path: Path, name: str, result: str
+) -> None:
+    from prefect.states import Completed
+
+    from pipelines.flows.fleet import result_of
+
+    tenants = parse_tenants(LANDING, tmp_path / "tenants.toml")
+    run = SimpleNamespace(id="6f1c0000-0000-0000-0000-000000000000", state=Completed(name=name))
+    # No state file to read the summary from (another machine's): the state's name decides.
+    outcome = result_of(tenants, "cargo", "sumup", run, 1.0)  # type: ignore[arg-type]
+    assert (outcome.result, outcome.failed) == (result, False)

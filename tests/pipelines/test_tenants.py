@@ -63,14 +63,20 @@ def verifone_tables(draw: st.DrawFn) -> dict[str, str]:
 
 @st.composite
 def tenant_entries(draw: st.DrawFn, tenant_id: str) -> dict[str, Any]:
-    entry: dict[str, Any] = {
-        "id": tenant_id,
-        "extract": draw(
+    entry: dict[str, Any] = {"id": tenant_id}
+    source = draw(st.sampled_from(["extract", "landing", "landing+processed"]))
+    if source == "extract":
+        entry["extract"] = draw(
             st.sampled_from(
-                [f"landing/{tenant_id}/*.csv", [f"in/{tenant_id}.csv", "/abs/shared.parquet"]]
+                [f"exports/{tenant_id}/*.csv", [f"in/{tenant_id}.csv", "/abs/shared.parquet"]]
             )
-        ),
-    }
+        )
+    else:
+        entry["landing"] = draw(
+            st.sampled_from([f"landing/{tenant_id}", f"/srv/landing/{tenant_id}/*.parquet"])
+        )
+        if source == "landing+processed":
+            entry["processed"] = f"processed/{tenant_id}"
     targets = draw(st.sets(st.sampled_from(["sumup", "verifone"]), min_size=1))
     if "sumup" in targets:
         entry["sumup"] = draw(sumup_tables())
@@ -92,6 +98,8 @@ def tenants_docs(draw: st.DrawFn) -> dict[str, Any]:
     if draw(st.booleans()):
         doc["state_dir"] = "fleet-state"
     if draw(st.booleans()):
+        doc["audit_dir"] = draw(st.sampled_from(["fleet-audit", "/shared/audit"]))
+    if draw(st.booleans()):
         doc["defaults"] = {"mode": draw(st.sampled_from(MODES)), "rate_limit": 5}
     return doc
 
@@ -108,6 +116,15 @@ def test_a_valid_file_loads_as_written(doc: dict[str, Any]) -> None:
         rate = entry.get("rate_limit", defaults.get("rate_limit"))
         assert tenant.rate_limit == (None if rate is None else float(rate))
         assert all(Path(p).is_absolute() for p in tenant.extract)
+        assert tenant.landing == ("landing" in entry)
+        if "landing" in entry:
+            given_ = FILE.parent / entry["landing"]
+            wildcard = "*" in entry["landing"]
+            assert tenant.extract == (str(given_ if wildcard else given_ / "*"),)
+            processed = entry.get("processed")
+            assert tenant.processed == (processed and str(FILE.parent / processed))
+        else:
+            assert tenant.processed is None
         assert set(tenant.targets) == {"sumup", "verifone"} & set(entry)
         for name, config in tenant.targets.items():
             written = {**config.settings, **{k: str(r) for k, r in config.credentials.items()}}
@@ -118,6 +135,8 @@ def test_a_valid_file_loads_as_written(doc: dict[str, Any]) -> None:
     assert len(files) == len(runs)  # one state file (one writer) per tenant and target
     state_dir = FILE.parent / doc.get("state_dir", "state")
     assert all(f.parent == state_dir for f in files)
+    audit_dir = FILE.parent / doc["audit_dir"] if "audit_dir" in doc else state_dir.parent / "audit"
+    assert loaded.audit_folder() == audit_dir
 
 
 def _first(doc: dict[str, Any]) -> dict[str, Any]:
@@ -147,8 +166,31 @@ def _missing_id(doc: dict[str, Any]) -> tuple[str | None, str]:
 
 
 def _missing_extract(doc: dict[str, Any]) -> tuple[str | None, str]:
-    del _first(doc)["extract"]
+    for key in ("extract", "landing", "processed"):
+        _first(doc).pop(key, None)
     return _first(doc)["id"], "extract"
+
+
+def _extract_and_landing(doc: dict[str, Any]) -> tuple[str | None, str]:
+    _first(doc).update(extract="x.csv", landing="landing/x")
+    return _first(doc)["id"], "landing"
+
+
+def _processed_without_landing(doc: dict[str, Any]) -> tuple[str | None, str]:
+    _first(doc).pop("landing", None)
+    _first(doc).update(extract="x.csv", processed="done/")
+    return _first(doc)["id"], "processed"
+
+
+def _blank_landing(doc: dict[str, Any]) -> tuple[str | None, str]:
+    _first(doc).pop("extract", None)
+    _first(doc)["landing"] = [" "]
+    return _first(doc)["id"], "landing"
+
+
+def _bad_audit_dir(doc: dict[str, Any]) -> tuple[str | None, str]:
+    doc["audit_dir"] = 7
+    return None, "audit_dir"
 
 
 def _duplicate_id(doc: dict[str, Any]) -> tuple[str | None, str]:
@@ -206,6 +248,10 @@ MUTATIONS = (
     _bad_mode,
     _bad_id,
     _bad_default,
+    _extract_and_landing,
+    _processed_without_landing,
+    _blank_landing,
+    _bad_audit_dir,
 )
 
 
