@@ -11,6 +11,7 @@ from typing import Any
 import polars as pl
 
 from pipelines.state.base import StateBase
+from pipelines.state.publish import run_changed
 
 FINGERPRINT_SQL = """
     SELECT count(*), coalesce(bit_xor(md5_number(concat_ws('|', external_id, content_hash,
@@ -121,6 +122,7 @@ class AppliedPlans(StateBase):
                 [run_id, plan_run_id],
             )
             ((copied,),) = self._run("SELECT count(*) FROM plan WHERE run_id = ?", [run_id])
+        run_changed(self, run_id)  # its planned / rejected counts (pipelines.state.publish)
         return int(copied)
 
     def plan_redacted(self, run_id: str) -> bool:

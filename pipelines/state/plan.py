@@ -14,6 +14,7 @@ from __future__ import annotations
 import polars as pl
 
 from pipelines.state.base import StateBase
+from pipelines.state.publish import run_changed
 from transforms.actions import BASED_ACTIONS
 from transforms.diff import PLAN_SCHEMA
 
@@ -71,6 +72,7 @@ class Plan(StateBase):
                 " value, source_row, now() FROM {batch}",
                 {"run_id": run_id, "target": target},
             )
+        run_changed(self, run_id)  # its planned / rejected counts (pipelines.state.publish)
         return frame.height
 
     def write_plan(self, run_id: str, target: str, plan: pl.DataFrame) -> int:
@@ -122,6 +124,7 @@ class Plan(StateBase):
                 ),
                 {"run_id": run_id, "target": target},
             )
+        run_changed(self, run_id)  # its planned / rejected counts (pipelines.state.publish)
         return frame.height
 
     def keep_bases(self, run_id: str, target: str) -> None:

@@ -9,10 +9,10 @@ files no writer ever holds again (docs/fleet.md, "State any worker can reach")::
 - ``calls``, ``outcomes`` and ``changes``: after each batch is committed to the DuckDB file
   (:func:`batch_committed`, called by ``StateStore.record_batch``), that batch's rows, as
   committed (an outcome the store refused is published as the failure it recorded);
-- ``runs``: the run's row whenever it changes (:func:`run_changed`: its start, each recorded
-  provenance, its first batch, its end), with the ``planned`` and ``rejected`` counts its
-  ``v_runs`` row reads from ``plan`` and ``rejects`` (tables not published) and ``audit_seq``;
-  the highest ``audit_seq`` of a run is its current row.
+- ``runs``: the run's row whenever it or its counts change (:func:`run_changed`: its start
+  and provenance, its rejects and plan stored, its end), with the ``planned`` and
+  ``rejected`` counts its ``v_runs`` row reads from ``plan`` and ``rejects`` (tables not
+  published) and ``audit_seq``; the highest ``audit_seq`` of a run is its current row.
 
 Each file is written under a temporary name (``*.parquet.tmp``) and renamed: a reader's glob
 (``*.parquet``) sees a whole file or none. The DuckDB file stays the source of truth; a
@@ -86,7 +86,6 @@ class Publisher:
     tenant: str
     target: str
     _seq: dict[str, int] = field(default_factory=dict)
-    _batched: set[str] = field(default_factory=set)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def path(self, table: str, run_id: str, seq: int) -> Path:
@@ -131,8 +130,7 @@ class Publisher:
         outcomes: pl.DataFrame,
         changes: pl.DataFrame,
     ) -> list[Path]:
-        """Publish one committed batch's rows (the frames ``record_batch`` inserted); the
-        run's first batch also republishes its ``runs`` row (its plan is counted by then)."""
+        """Publish one committed batch's rows (the frames ``record_batch`` inserted)."""
         tables = {
             "calls": calls,
             "outcomes": outcomes.rename({"at": "occurred_at"}, strict=False),
@@ -146,10 +144,6 @@ class Publisher:
                     path = self.path(table, run_id, seq)
                     write_atomic(frame.drop(withheld(table), strict=False), path)
                     written.append(path)
-        if run_id not in self._batched:
-            self._batched.add(run_id)
-            ran = self.run(store, run_id)
-            written += [ran] if ran is not None else []
         return written
 
 

@@ -6,13 +6,25 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import tempfile
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
+import polars as pl
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from polars.testing import assert_frame_equal
 
+from pipelines.audit_view import V_RUNS_COLUMNS, audit_runs, published_files
 from pipelines.fleet_audit import fleet_audit
+from pipelines.state.frames import CHANGES_SCHEMA, RESULTS, calls_frame, outcomes_frame
+from pipelines.state.publish import TABLES, Publisher, publishing, withheld
+from pipelines.state.redaction import PERSONAL_COLUMNS
 from pipelines.state.store import StateStore
 from pipelines.tenants import TenantsFile, parse_tenants
+from transforms.diff import PLAN_SCHEMA
 
 TENANTS = "\n".join(
     f'[[tenants]]\nid = "{t}"\nextract = "x.csv"\n[tenants.sumup]\napi_key = "KEY_{t.upper()}"\n'
@@ -88,3 +100,270 @@ def test_a_file_held_past_the_wait_is_named_and_the_others_answered(
         holder.wait(timeout=30)
     assert audit.runs["tenant"].to_list() == ["bolt"]
     assert audit.skipped == ("acme/sumup", "cargo/sumup")
+
+
+# -- the published Parquet audit ----------------------------------------------------------------
+
+PERSONAL = "jan.schmidt@example.com"
+"""A personal value the generated runs put where the state file may hold one."""
+
+outcome_specs = st.tuples(
+    st.sampled_from(RESULTS),
+    st.sampled_from(["create", "update", "close", "delete"]),
+    st.sampled_from([200, 201, 404, 429, 500, None]),
+    st.integers(1, 3),
+    st.booleans(),  # drift
+    st.integers(0, 2),  # changed fields
+)
+run_specs = st.tuples(
+    st.lists(st.lists(outcome_specs, max_size=6), max_size=4),  # batches
+    st.integers(0, 5),  # plan rows
+    st.integers(0, 3),  # rejected keys
+    st.booleans(),  # finished (else still running, or crashed)
+)
+
+
+def _frames(batch: list[Any], run_no: int, batch_no: int) -> dict[str, pl.DataFrame]:
+    at = datetime(2026, 12, 6, 2, tzinfo=UTC) + timedelta(minutes=run_no, seconds=batch_no)
+    keys = [f"C{run_no}-{batch_no}-{i}" for i in range(len(batch))]
+    calls = calls_frame(
+        {
+            "plan_id": f"p-{k}",
+            "operation": "op",
+            "method": "POST",
+            "path_template": "/v0.1/customers",
+            "status": status,
+            "error_code": None if status in (200, 201) else "E",
+            "attempt": attempt,
+            "latency_ms": 1.5,
+            "started_at": at,
+            "request_id": f"r-{k}",
+        }
+        for k, (_, _, status, attempt, _, _) in zip(keys, batch, strict=True)
+    )
+    outcomes = outcomes_frame(
+        {
+            "plan_id": f"p-{k}",
+            "external_id": k,
+            "action": action,
+            "result": result,
+            "remote_id": f"rid-{k}",
+            "http_status": status,
+            "message": f"provider said: {PERSONAL} is invalid",
+            "changed_fields": ["email_address"] * changed,
+            "drift_fields": ["phone_number"] if drift else [],
+            "at": at,
+        }
+        for k, (result, action, status, _, drift, changed) in zip(keys, batch, strict=True)
+    )
+    rows = [(k, i) for k, spec in zip(keys, batch, strict=True) for i in range(spec[5])]
+    changes = pl.DataFrame(
+        {
+            "plan_id": [f"p-{k}" for k, _ in rows],
+            "external_id": [k for k, _ in rows],
+            "remote_id": [f"rid-{k}" for k, _ in rows],
+            "action": ["update"] * len(rows),
+            "field": [f"field_{i}" for _, i in rows],
+            "before": [PERSONAL] * len(rows),
+            "after": [PERSONAL.upper()] * len(rows),
+            "why": ["source"] * len(rows),
+            "occurred_at": [at] * len(rows),
+        },
+        schema={n: t for n, t in CHANGES_SCHEMA.items() if n not in ("run_id", "target")},
+    )
+    return {"calls": calls, "outcomes": outcomes, "changes": changes}
+
+
+def _write_runs(store: StateStore, runs: list[Any]) -> None:
+    """The generated runs, recorded as a run records them (plan, rejects, batches, end)."""
+    for run_no, (batches, planned, rejected, finished) in enumerate(runs):
+        run_id = store.begin_run(
+            flow="sync", target="sumup", mode="upsert", dry_run=False, extract_paths=["x.csv"],
+            params={},
+        )  # fmt: skip
+        store.record_provenance(run_id, {"host": "worker-1"})
+        rejects = pl.DataFrame(
+            {
+                "external_id": [f"R{i}" for i in range(rejected)],
+                "field": "email",
+                "rule": "format",
+                "message": "bad",
+                "value": PERSONAL,
+            }
+        )
+        store.write_rejects(run_id, "sumup", rejects)
+        plan = pl.DataFrame(
+            {
+                "plan_id": [f"plan-{run_no}-{i}" for i in range(planned)],
+                "external_id": [f"K{i}" for i in range(planned)],
+                "action": "create",
+                "payload": f'{{"email": "{PERSONAL}"}}',
+                "content_hash": "h",
+            }
+        ).with_columns(
+            pl.lit(None, t).alias(n)
+            for n, t in PLAN_SCHEMA.items()
+            if n not in ("plan_id", "external_id", "action", "payload", "content_hash")
+        )
+        store.write_plan(run_id, "sumup", plan)
+        for batch_no, batch in enumerate(batches):
+            frames = _frames(batch, run_no, batch_no)
+            store.record_batch(
+                run_id, "sumup", snapshot_upserts=pl.DataFrame(), snapshot_deletes=[], **frames
+            )
+        if finished:
+            store.finish_run(run_id, status="done", exit_code=0, summary={"n": planned})
+
+
+def _published(audit_dir: Path, table: str) -> pl.DataFrame:
+    files = published_files(audit_dir, [("acme", "sumup")], table)
+    return pl.concat([pl.read_parquet(f) for f in files]) if files else pl.DataFrame()
+
+
+def _same_rows(published: pl.DataFrame, stored: pl.DataFrame) -> None:
+    assert published.height == stored.height
+    if stored.height == 0:
+        return
+    assert published.columns == stored.columns
+    keys = [c for c, t in stored.schema.items() if not isinstance(t, pl.List)]
+    assert_frame_equal(published.sort(keys), stored.sort(keys))
+
+
+def _assert_published_equals_stored(store: StateStore, audit_dir: Path) -> None:
+    for table in ("calls", "outcomes", "changes"):
+        hidden = withheld(table)
+        columns = [c for c in store._frame(f"SELECT * FROM {table} LIMIT 0").columns]
+        shown = [c for c in columns if c not in hidden]
+        stored = store._frame(f"SELECT {', '.join(shown)} FROM {table}")
+        _same_rows(_published(audit_dir, table), stored)
+    view = audit_runs(audit_dir, [("acme", "sumup")], last=None)
+    stored = store._frame("SELECT * FROM v_runs ORDER BY started_at DESC, run_id DESC")
+    if stored.height == 0:
+        assert view.height == 0
+        return
+    assert view["tenant"].unique().to_list() == ["acme"]
+    assert_frame_equal(view.select(V_RUNS_COLUMNS), stored.select(V_RUNS_COLUMNS))
+
+
+@given(st.lists(run_specs, max_size=4))
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+def test_published_runs_read_back_equal_the_state_file(runs: list[Any]) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        state, audit_dir = Path(tmp) / "acme-sumup.duckdb", Path(tmp) / "audit"
+        with publishing(state, Publisher(audit_dir, "acme", "sumup")), StateStore(state) as store:
+            _write_runs(store, runs)
+            _assert_published_equals_stored(store, audit_dir)
+            # no personal value, no withheld column, no half-written file anywhere
+            for path in audit_dir.rglob("*"):
+                assert not path.name.endswith(".tmp")
+                if path.is_file():
+                    frame = pl.read_parquet(path)
+                    table = path.parent.name
+                    assert not withheld(table) & set(frame.columns)
+                    assert PERSONAL not in str(frame.rows()).lower()
+
+
+def test_the_published_columns_leave_out_every_personal_column_of_the_registry() -> None:
+    for table in TABLES:
+        registered = {c.column for c in PERSONAL_COLUMNS if c.table == table}
+        assert withheld(table) == registered
+    assert withheld("outcomes") == {"message"}
+    assert withheld("changes") == {"before", "after"}
+
+
+def test_forget_and_retention_leave_the_published_audit_equal_to_the_state_file(
+    tmp_path: Path,
+) -> None:
+    state, audit_dir = tmp_path / "acme-sumup.duckdb", tmp_path / "audit"
+    batch = [("succeeded", "update", 200, 1, False, 2)] * 3
+    with publishing(state, Publisher(audit_dir, "acme", "sumup")), StateStore(state) as store:
+        _write_runs(store, [([batch, batch], 2, 1, True)])
+        before = {t: _published(audit_dir, t) for t in TABLES}
+        keys = store._frame("SELECT DISTINCT external_id FROM outcomes")["external_id"]
+        redacted = store.redact_forgotten("forget-run", "sumup", keys.to_list())
+        redacted += store.apply_retention("forget-run", datetime.now(UTC) + timedelta(days=1))
+        assert redacted > 0
+        assert PERSONAL not in str(store._frame("SELECT * FROM changes").rows())
+        # the published files held none of what was redacted: they stand as they were
+        _assert_published_equals_stored(store, audit_dir)
+        for table, frame in before.items():
+            assert_frame_equal(_published(audit_dir, table), frame)
+
+
+WRITER = """
+import sys
+from pathlib import Path
+import polars as pl
+from pipelines.state.frames import calls_frame, outcomes_frame
+from pipelines.state.publish import Publisher, publishing
+from pipelines.state.store import StateStore
+from datetime import UTC, datetime
+state, audit = Path(sys.argv[1]), Path(sys.argv[2])
+batches, rows = int(sys.argv[3]), int(sys.argv[4])
+with publishing(state, Publisher(audit, "acme", "sumup")), StateStore(state) as store:
+    run = store.begin_run(flow="sync", target="sumup", mode="upsert", dry_run=False,
+                          extract_paths=[], params={})
+    store.record_provenance(run, {"host": "w"})
+    print("started", flush=True)
+    now = datetime.now(UTC)
+    for b in range(batches):
+        keys = [f"K{b}-{i}" for i in range(rows)]
+        store.record_batch(
+            run, "sumup", snapshot_upserts=pl.DataFrame(), snapshot_deletes=[],
+            calls=calls_frame({"plan_id": k, "operation": "op", "method": "POST",
+                               "path_template": "/c", "status": 201, "attempt": 1,
+                               "latency_ms": 1.0, "started_at": now, "request_id": k}
+                              for k in keys),
+            outcomes=outcomes_frame({"plan_id": k, "external_id": k, "action": "create",
+                                     "result": "succeeded", "changed_fields": [],
+                                     "drift_fields": [], "at": now} for k in keys),
+        )
+    print("batched", flush=True)
+    sys.stdin.readline()  # the file stays held (for writing) until the test says so
+    store.finish_run(run, status="done", exit_code=0, summary={})
+"""
+
+
+def test_a_reader_never_sees_part_of_a_batch_and_never_waits_for_the_writer(
+    tmp_path: Path,
+) -> None:
+    tenants = parse_tenants(TENANTS, tmp_path / "tenants.toml")
+    state, audit_dir = tenants.state_file("acme", "sumup"), tenants.audit_folder()
+    batches, rows = 60, 2000
+    writer = subprocess.Popen(
+        [sys.executable, "-c", WRITER, str(state), str(audit_dir), str(batches), str(rows)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert writer.stdin is not None and writer.stdout is not None
+    seen: list[int] = []
+    try:
+        assert writer.stdout.readline().strip() == "started"
+        while writer.poll() is None and (not seen or seen[-1] < batches * rows):
+            audit = fleet_audit(tenants, published=True)
+            for path in audit_dir.rglob("*.parquet"):
+                pl.read_parquet(path)  # a partly written file would not parse
+            if audit.runs.height:
+                seen.append(int(audit.runs["calls"][0]))
+        assert writer.stdout.readline().strip() == "batched"
+        # the writer holds its state file: the state-file audit cannot read it ...
+        assert fleet_audit(tenants, wait_s=0).skipped[0] == "acme/sumup"
+        # ... the published one answers, with every batch
+        audit = fleet_audit(tenants, published=True)
+        assert audit.runs.select("status", "calls", "succeeded").row(0) == (
+            "running",
+            batches * rows,
+            batches * rows,
+        )
+        assert audit.skipped == ("bolt/sumup", "cargo/sumup")
+    finally:
+        writer.communicate("done\n", timeout=60)
+    assert writer.returncode == 0
+    assert seen == sorted(seen)  # never goes back
+    assert all(n % rows == 0 for n in seen)  # whole batches only
+    assert len(set(seen)) > 2  # it read while the batches were being published
+    audit = fleet_audit(tenants, published=True)
+    assert audit.runs["status"][0] == "done"
+    with StateStore(state, read_only=True) as store:
+        _assert_published_equals_stored(store, audit_dir)
