@@ -4,6 +4,8 @@ held after its wait, answering the others."""
 
 from __future__ import annotations
 
+import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -367,3 +369,77 @@ def test_a_reader_never_sees_part_of_a_batch_and_never_waits_for_the_writer(
     assert audit.runs["status"][0] == "done"
     with StateStore(state, read_only=True) as store:
         _assert_published_equals_stored(store, audit_dir)
+
+
+# -- custsync fleet TENANTS_FILE --audit -----------------------------------------------------------
+
+PROBE = (
+    "import atexit, sys\n"
+    "atexit.register(lambda: print('prefect-imported:', 'prefect' in sys.modules, "
+    "file=sys.stderr))\n"
+    "from pipelines.cli import main\n"
+    "args, sys.argv = sys.argv[1:], sys.argv[:1]\n"
+    "main(args)\n"
+)
+
+
+def _audit_cli(tmp: Path, *args: str) -> tuple[int, str, list[str], bool]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("CUSTSYNC_", "PREFECT_"))}
+    done = subprocess.run(
+        [sys.executable, "-c", PROBE, "fleet", *args],
+        env={**env, "PREFECT_HOME": str(tmp / "prefect-home")},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    lines = done.stderr.strip().splitlines()
+    assert lines and lines[-1].startswith("prefect-imported:"), done.stderr
+    assert "Traceback" not in done.stderr
+    return done.returncode, done.stdout, lines[:-1], lines[-1].endswith("True")
+
+
+def test_the_audit_command_prints_the_published_runs_without_prefect(tmp_path: Path) -> None:
+    path = tmp_path / "tenants.toml"
+    path.write_text(TENANTS, encoding="utf-8")
+    tenants = parse_tenants(TENANTS, path)
+    state = tenants.state_file("bolt", "sumup")
+    batch = [("succeeded", "create", 201, 1, False, 0), ("failed", "create", 429, 2, False, 0)]
+    publisher = Publisher(tenants.audit_folder(), "bolt", "sumup")
+    with publishing(state, publisher), StateStore(state) as store:
+        _write_runs(store, [([batch], 2, 1, True), ([batch, batch], 4, 0, False)])
+    code, out, err, prefect = _audit_cli(tmp_path, str(path), "--audit", "--json", "--last", "2")
+    assert (code, err, prefect) == (0, [], False)
+    document = json.loads(out)
+    assert document["audit_dir"] == str(tmp_path / "audit")
+    assert document["not_published"] == ["acme/sumup", "cargo/sumup"]
+    rows = [(r["tenant"], r["status"], r["planned"], r["succeeded"], r["failed"], r["rejected"],
+             r["calls"], r["http_429"]) for r in document["runs"]]  # fmt: skip
+    assert rows == [
+        ("bolt", "running", 4, 2, 2, 0, 4, 2),  # newest first, as of its last batch
+        ("bolt", "done", 2, 1, 1, 1, 2, 1),
+    ]
+    code, out, err, prefect = _audit_cli(tmp_path, str(path), "--audit")
+    assert (code, err, prefect) == (0, [], False)
+    assert "bolt" in out and "not published yet: acme/sumup, cargo/sumup" in out
+
+
+@pytest.mark.parametrize(
+    ("text", "args", "where"),
+    [
+        ("not toml [", [], "not valid TOML"),
+        (
+            TENANTS.replace('id = "cargo"\n', 'id = "cargo"\nlanding = "in/"\n'),
+            [],
+            "tenant cargo: landing: give extract or landing, not both",
+        ),
+        (TENANTS, ["--dry-run"], "--audit reads the published audit"),
+    ],
+)
+def test_a_bad_audit_request_is_one_line_and_exit_2(
+    tmp_path: Path, text: str, args: list[str], where: str
+) -> None:
+    path = tmp_path / "tenants.toml"
+    path.write_text(text, encoding="utf-8")
+    code, out, err, prefect = _audit_cli(tmp_path, str(path), "--audit", *args)
+    assert (code, out, prefect) == (2, "", False)
+    assert len(err) == 1 and err[0].startswith("error: ") and where in err[0], err
