@@ -443,3 +443,18 @@ def test_a_bad_audit_request_is_one_line_and_exit_2(
     code, out, err, prefect = _audit_cli(tmp_path, str(path), "--audit", *args)
     assert (code, out, prefect) == (2, "", False)
     assert len(err) == 1 and err[0].startswith("error: ") and where in err[0], err
+
+
+def test_a_publication_that_fails_is_logged_and_the_run_goes_on(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    state, audit_dir = tmp_path / "acme-sumup.duckdb", tmp_path / "audit"
+    audit_dir.write_text("not a folder", encoding="utf-8")  # nothing can be published
+    batch = [("succeeded", "create", 201, 1, False, 0)] * 2
+    with publishing(state, Publisher(audit_dir, "acme", "sumup")), StateStore(state) as store:
+        _write_runs(store, [([batch, batch], 2, 1, True)])
+        stored = store._frame("SELECT status, succeeded, calls FROM v_runs").rows()
+    assert stored == [("done", 4, 4)]  # the state file, the source of truth, has it all
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert warnings and all("not published" in w for w in warnings)
+    assert audit_dir.read_text(encoding="utf-8") == "not a folder"
