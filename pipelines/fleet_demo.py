@@ -4,8 +4,9 @@ Starts, under a temporary folder: a Prefect server on a free port, a ``custsync`
 pool with the ``tenant-sync`` and ``fleet-nightly`` deployments, two workers, and the sandbox
 holding N SumUp merchants (each its own API key and account, each key rate-limited). Writes a
 tenants file and an extract per merchant, runs ``custsync fleet`` once (the real command, in
-its own process), prints its summary and a cross-tenant audit query over every tenant's state
-file, and stops everything it started. Exit code: the fleet's.
+its own process), prints its summary and a cross-tenant audit query over the Parquet audit the
+tenant runs published (:mod:`pipelines.state.publish`), and stops everything it started. Exit
+code: the fleet's.
 
     python -m pipelines.fleet_demo [--merchants 8] [--rows 20] [--rate 5] [--workers 2]
 """
@@ -267,12 +268,12 @@ def _print_audit(tenants_file: Path) -> None:
     from pipelines.fleet_audit import fleet_audit
     from pipelines.tenants import load_tenants
 
-    audit = fleet_audit(load_tenants(tenants_file))
-    _say("cross-tenant audit: every tenant's state file attached read-only to one DuckDB")
+    audit = fleet_audit(load_tenants(tenants_file), published=True)
+    _say("cross-tenant audit: the Parquet audit the tenant runs published (custsync fleet --audit)")
     with pl.Config(tbl_rows=100, tbl_cols=20, tbl_width_chars=200, tbl_hide_dataframe_shape=True):
         print(audit.runs.drop("run_id", "started_at") if audit.runs.height else "(no runs)")
     if audit.skipped:
-        _say(f"not readable now: {', '.join(audit.skipped)}")
+        _say(f"not published yet: {', '.join(audit.skipped)}")
     if audit.runs.height:
         total = audit.runs.select(pl.col("succeeded", "calls", "http_429").sum()).row(0)
         _say(f"all tenants: {total[0]} succeeded, {total[1]} calls, {total[2]} answered 429")
