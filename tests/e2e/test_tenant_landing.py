@@ -11,6 +11,7 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
+import polars as pl
 import pytest
 
 from connectors.sandbox.server import SandboxServer
@@ -85,3 +86,14 @@ def test_a_landing_tenant_reads_its_night_then_has_nothing_new(
     shown = ["run_id", *(c for c in audit.runs.columns if c in V_RUNS_COLUMNS[1:])]
     assert audit.runs.select(shown).rows() == stored.select(shown).rows()
     assert stored["succeeded"][1] > 0 and stored["planned"][0] == 0
+    # no secret in the published files (the runs rows' settings say set/unset)
+    published = [pl.read_parquet(f) for f in tenants.audit_folder().rglob("*.parquet")]
+    text = " ".join(str(frame.rows()) for frame in published)
+    assert "settings" in published_columns(published)
+    assert '"set"' in text  # the api_key setting: set, not its value
+    assert env["CUSTSYNC_SUMUP_API_KEY"] not in text
+
+
+def published_columns(frames: list[pl.DataFrame]) -> set[str]:
+    """Every column of the published files."""
+    return {c for frame in frames for c in frame.columns}
