@@ -49,6 +49,7 @@ from typing import Any
 from uuid import UUID
 
 import duckdb
+import httpx
 import psutil
 
 REPO = Path(__file__).resolve().parents[2]
@@ -57,6 +58,7 @@ sys.path.insert(0, str(REPO))
 from connectors.sandbox.config import SandboxConfig  # noqa: E402
 from connectors.sandbox.server import SandboxServer  # noqa: E402
 from pipelines.fleet_demo import (  # noqa: E402
+    POOL,
     WORKER_ENV,
     deploy,
     free_port,
@@ -135,8 +137,13 @@ def _spread(values: list[float]) -> dict[str, float]:
     return {"median": round(statistics.median(values), 1), "max": round(max(values), 1)}
 
 
-def _startup(history: dict[str, Any], calls: dict[str, tuple[int, datetime, datetime]]) -> Any:
-    """Where a child run's time goes besides its calls (seconds, median and max)."""
+def _startup(
+    history: dict[str, Any],
+    calls: dict[str, tuple[int, datetime, datetime]],
+    cli: tuple[float, float],
+) -> Any:
+    """Where the fleet's time goes besides the calls (seconds; over child runs: median and
+    max). ``cli``: when ``custsync fleet`` started and ended (epoch seconds)."""
     picked, started, to_first, after_last = [], [], [], []
     for name, t in history["children"].items():
         tenant = name.removesuffix("-sumup")
@@ -164,7 +171,28 @@ def _startup(history: dict[str, Any], calls: dict[str, tuple[int, datetime, date
         out["fleet_created_to_running_s"] = round(
             (fleet.get("RUNNING", fleet["PENDING"]) - fleet["SCHEDULED"]).total_seconds(), 1
         )
+    if "SCHEDULED" in fleet:
+        out["cli_start_to_fleet_created_s"] = round(fleet["SCHEDULED"].timestamp() - cli[0], 1)
+    ends = [t.get("COMPLETED", t.get("FAILED")) for t in history["children"].values()]
+    fleet_end = fleet.get("COMPLETED", fleet.get("FAILED"))
+    if fleet_end is not None and all(ends):
+        out["last_child_end_to_fleet_end_s"] = round(
+            (fleet_end - max(e for e in ends if e)).total_seconds(), 1
+        )
+        out["fleet_end_to_cli_exit_s"] = round(cli[1] - fleet_end.timestamp(), 1)
     return out
+
+
+def _wait_for_workers(api: str, names: list[str], timeout_s: float = 120) -> None:
+    """Until every named worker has polled the pool (its heartbeat is on the server): a
+    nightly fleet meets workers that are already up, so their start is not the fleet's."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        answer = httpx.post(f"{api}/work_pools/{POOL}/workers/filter", json={}, timeout=10)
+        if answer.status_code == 200 and set(names) <= {w["name"] for w in answer.json()}:
+            return
+        time.sleep(0.5)
+    raise RuntimeError(f"workers {names} never polled the pool")
 
 
 def run_case(
@@ -198,6 +226,7 @@ def run_case(
                     started,
                 )
             )
+        _wait_for_workers(env["PREFECT_API_URL"], [f"{name}-{n}" for n in range(workers)])
         t0 = time.time()
         fleet = subprocess.run(
             [prefect_bin("custsync"), "fleet", str(folder / "tenants.toml"), "--json"],
@@ -207,7 +236,8 @@ def run_case(
             text=True,
             timeout=1800,
         )
-        wall = time.time() - t0
+        t1 = time.time()
+        wall = t1 - t0
         busy = psutil.cpu_percent() / 100
     client_cpu = _children_cpu() - cpu0  # the workers are reaped on leaving the stack
     server_cpu = _tree_cpu(server_pid) - server0
@@ -248,7 +278,7 @@ def run_case(
         "sandbox_cpu_s": round(sandbox_cpu, 1),
         "machine_busy": round(busy, 2),
         "cores": psutil.cpu_count(),
-        "startup": _startup(history, per_tenant),
+        "startup": _startup(history, per_tenant, (t0, t1)),
     }
 
 
