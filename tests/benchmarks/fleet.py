@@ -91,16 +91,31 @@ def _tree_cpu(pid: int) -> float:
     return total
 
 
-def _calls(folder: Path) -> dict[str, tuple[int, datetime, datetime]]:
-    """Per tenant state file: its calls, and its first and last call's start."""
-    out = {}
+PAUSES = """
+SELECT coalesce(sum(gap), 0) FROM (
+    SELECT date_diff('millisecond', lag(started_at) OVER (ORDER BY started_at), started_at)
+           / 1000.0 AS gap
+    FROM calls)
+WHERE gap > ?
+"""
+
+
+def _calls(
+    folder: Path, rate: float
+) -> tuple[dict[str, tuple[int, datetime, datetime]], list[float]]:
+    """Per tenant state file: its calls, and its first and last call's start; and per tenant
+    the seconds it sent nothing for longer than 5 calls' spacing (between batches: recording
+    one, opening the next)."""
+    out, pauses = {}, []
     for path in (folder / "state").glob("*.duckdb"):
         with duckdb.connect(str(path), read_only=True) as con:
             row = con.execute("SELECT count(*), min(started_at), max(started_at) FROM calls")
             n, first, last = row.fetchone() or (0, None, None)
+            paused = con.execute(PAUSES, [5 / rate]).fetchone()
         if n:
             out[path.name.removesuffix("-sumup.duckdb")] = (int(n), first, last)
-    return out
+            pauses.append(float(paused[0]) if paused else 0.0)
+    return out, pauses
 
 
 async def _histories(api: str, fleet_run: str) -> dict[str, Any]:
@@ -131,10 +146,13 @@ async def _histories(api: str, fleet_run: str) -> dict[str, Any]:
     return {"fleet": times(fleet), "children": runs}
 
 
-def _spread(values: list[float]) -> dict[str, float]:
+def _spread(values: list[float], digits: int = 1) -> dict[str, float]:
     if not values:
         return {}
-    return {"median": round(statistics.median(values), 1), "max": round(max(values), 1)}
+    return {
+        "median": round(statistics.median(values), digits),
+        "max": round(max(values), digits),
+    }
 
 
 def _startup(
@@ -250,13 +268,19 @@ def run_case(
         for status, n in route.items():
             statuses[status] = statuses.get(status, 0) + n
     total = sum(statuses.values())
-    per_tenant = _calls(folder)
+    per_tenant, pauses = _calls(folder, rate)
     calls = sum(n for n, _, _ in per_tenant.values())
     first = min(f for _, f, _ in per_tenant.values())
     last = max(la for _, _, la in per_tenant.values())
     span = (last - first).total_seconds()
     history = asyncio.run(_histories(env["PREFECT_API_URL"], summary["fleet_run_id"]))
     ceiling = rate if one_key else tenants * rate
+    # Each tenant's own rate while it sent (its first to its last call), as a ratio to R.
+    own = [
+        (n - 1) / (la - f).total_seconds() / rate
+        for n, f, la in per_tenant.values()
+        if n > 1 and la > f
+    ]
     per_s = calls / span if span else 0.0
     return {
         "case": name,
@@ -269,6 +293,8 @@ def run_case(
         "ratio_calls": round(per_s / ceiling, 3),
         "ratio_fleet": round(calls / wall / ceiling, 3),
         "calls_per_s": round(per_s, 1),
+        "tenant_pauses_s": _spread(pauses),
+        "tenant_ratio_to_r": _spread(own, 3) | ({"min": round(min(own), 3)} if own else {}),
         "first_to_last_call_s": round(span, 1),
         "fleet_wall_s": round(wall, 1),
         "http_429_fraction": round(statuses.get("429", 0) / total, 4) if total else 0.0,
