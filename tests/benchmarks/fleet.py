@@ -25,9 +25,10 @@ through ``custsync fleet --json``). Per case:
   CPU beside it, and the machine's CPU busy fraction (is the CPU the limit?).
 
 ``--shared K`` adds a case: K tenants on one key, two workers; together they must stay <= R
-with <= 1 % 429s. ``--worker-limit L`` starts each worker with ``--limit L``. ``--poll S``
-deploys the fleet with ``poll_interval_s = S`` (how often it polls each child run). The last
-line is one JSON object.
+with <= 1 % 429s. ``--worker-limit L`` starts each worker with ``--limit L``; ``--query Q``
+with ``PREFECT_WORKER_QUERY_SECONDS=Q`` (how often it asks for runs: 1 s here, Prefect's
+default 10 s). ``--poll S`` deploys the fleet with ``poll_interval_s = S`` (how often it polls
+each child run; default 5 s). The last line is one JSON object.
 """
 
 from __future__ import annotations
@@ -226,6 +227,7 @@ def run_case(
     workers: int,
     one_key: bool,
     worker_limit: int,
+    query_s: float,
 ) -> dict[str, Any]:
     """One fleet run with ``workers`` workers; its figures."""
     folder.mkdir(parents=True)
@@ -239,7 +241,7 @@ def run_case(
             stack.enter_context(
                 process_group(
                     worker_command(f"{name}-{n}", worker_limit or None),
-                    {**env, **keys, **WORKER_ENV},
+                    {**env, **keys, **WORKER_ENV, "PREFECT_WORKER_QUERY_SECONDS": f"{query_s:g}"},
                     folder / f"worker-{n}.log",
                     started,
                 )
@@ -287,6 +289,7 @@ def run_case(
         "tenants": tenants,
         "workers": workers,
         "worker_limit": worker_limit or None,
+        "worker_query_s": query_s,
         "one_key": one_key,
         "calls": calls,
         "ceiling_per_s": ceiling,
@@ -320,6 +323,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--shared-rows", type=int, default=2500, help="rows per shared tenant")
     parser.add_argument("--worker-limit", type=int, default=0, help="each worker's --limit")
     parser.add_argument("--poll", type=float, default=0, help="fleet poll_interval_s (0: its)")
+    parser.add_argument(
+        "--query", type=float, default=1.0, help="workers' PREFECT_WORKER_QUERY_SECONDS"
+    )
     args = parser.parse_args(argv)
     results = []
     with tempfile.TemporaryDirectory(prefix="custsync-fleet-bench-") as tmp, ExitStack() as stack:
@@ -354,11 +360,12 @@ def main(argv: list[str] | None = None) -> int:
             figures = run_case(
                 name, root / name, env, sandbox, server.pid, tenants=tenants, rows=rows,
                 rate=args.rate, workers=workers, one_key=one_key,
-                worker_limit=args.worker_limit,
+                worker_limit=args.worker_limit, query_s=args.query,
             )  # fmt: skip
             print(json.dumps(figures), flush=True)
             results.append(figures)
-    print(json.dumps({"rows": args.rows, "rate": args.rate, "burst": args.burst, "cases": results}))
+    settings = {"rows": args.rows, "rate": args.rate, "burst": args.burst, "poll": args.poll}
+    print(json.dumps({**settings, "query": args.query, "cases": results}))
     return 0
 
 
