@@ -119,6 +119,27 @@ def _calls(
     return out, pauses
 
 
+def _all_sending(
+    folder: Path, calls: dict[str, tuple[int, datetime, datetime]], ceiling: float
+) -> float | None:
+    """The aggregate rate, as a ratio to the ceiling, while every tenant was sending (from the
+    last tenant's first call to the first tenant's last call)."""
+    start = max(f for _, f, _ in calls.values())
+    end = min(la for _, _, la in calls.values())
+    span = (end - start).total_seconds()
+    if span <= 0:
+        return None
+    n = 0
+    for path in (folder / "state").glob("*.duckdb"):
+        with duckdb.connect(str(path), read_only=True) as con:
+            row = con.execute(
+                "SELECT count(*) FROM calls WHERE started_at >= ? AND started_at < ?",
+                [start, end],
+            ).fetchone()
+        n += int(row[0]) if row else 0
+    return round(n / span / ceiling, 3)
+
+
 async def _histories(api: str, fleet_run: str) -> dict[str, Any]:
     """State timestamps of the fleet run and each of its child runs, from the Prefect API."""
     from prefect.client.orchestration import get_client
@@ -151,6 +172,7 @@ def _spread(values: list[float], digits: int = 1) -> dict[str, float]:
     if not values:
         return {}
     return {
+        "min": round(min(values), digits),
         "median": round(statistics.median(values), digits),
         "max": round(max(values), digits),
     }
@@ -297,7 +319,8 @@ def run_case(
         "ratio_fleet": round(calls / wall / ceiling, 3),
         "calls_per_s": round(per_s, 1),
         "tenant_pauses_s": _spread(pauses),
-        "tenant_ratio_to_r": _spread(own, 3) | ({"min": round(min(own), 3)} if own else {}),
+        "tenant_ratio_to_r": _spread(own, 3),
+        "ratio_all_sending": _all_sending(folder, per_tenant, ceiling),
         "first_to_last_call_s": round(span, 1),
         "fleet_wall_s": round(wall, 1),
         "http_429_fraction": round(statuses.get("429", 0) / total, 4) if total else 0.0,
