@@ -2,13 +2,14 @@
 workers; and tenants sharing one key (issue 13).
 
     .venv/bin/python tests/benchmarks/fleet.py [--tenants 8] [--rows 5000] [--rate 50]
-        [--burst 10] [--workers 1,2,4] [--shared 2] [--shared-rows 2500]
+        [--burst R] [--workers 1,2,4] [--shared 2] [--shared-rows 2500]
         [--worker-limit 0] [--poll 5]
 
-One Prefect server and the sandbox (its per-credential token bucket: rate R, burst B) serve
-every case; each case starts its own workers, writes a fresh tenants file (each tenant's
-``rate_limit`` = R, every row a create) and runs one fleet (the ``fleet-nightly`` deployment
-through ``custsync fleet --json``). Per case:
+One Prefect server and the sandbox (its per-credential token bucket: rate R, burst B; B = R by
+default, the provider the shared limit is built for: docs/fleet.md, "Rate limits shared across
+workers") serve every case; each case starts its own workers, writes a fresh tenants file (each
+tenant's ``rate_limit`` = R, every row a create) and runs one fleet (the ``fleet-nightly``
+deployment through ``custsync fleet --json``). Per case:
 
 - aggregate calls/s as a ratio to the ceiling (tenants x R, one key each; R, one shared key),
   twice: while calls were made (first to last call, over every tenant's ``calls`` table) and
@@ -36,6 +37,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import math
 import os
 import resource
 import statistics
@@ -340,7 +342,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tenants", type=int, default=8)
     parser.add_argument("--rows", type=int, default=5000, help="changed rows (creates) per tenant")
     parser.add_argument("--rate", type=float, default=50.0, help="sandbox req/s per key: R")
-    parser.add_argument("--burst", type=int, default=10, help="sandbox bucket size per key")
+    parser.add_argument("--burst", type=int, default=0, help="sandbox bucket per key (0: R)")
     parser.add_argument("--workers", default="1,2,4", help="worker counts, comma-separated")
     parser.add_argument("--shared", type=int, default=2, help="tenants on one key (0: skip)")
     parser.add_argument("--shared-rows", type=int, default=2500, help="rows per shared tenant")
@@ -350,6 +352,7 @@ def main(argv: list[str] | None = None) -> int:
         "--query", type=float, default=1.0, help="workers' PREFECT_WORKER_QUERY_SECONDS"
     )
     args = parser.parse_args(argv)
+    args.burst = args.burst or math.ceil(args.rate)
     results = []
     with tempfile.TemporaryDirectory(prefix="custsync-fleet-bench-") as tmp, ExitStack() as stack:
         root = Path(tmp)
