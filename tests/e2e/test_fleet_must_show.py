@@ -45,7 +45,7 @@ pytestmark = pytest.mark.e2e
 RATE = 4  # the sandbox's limit R per credential, and the pair's own rate_limit each
 BURST = 5
 PAIR_ROWS = 40  # each of east and west: 80 calls at R together, 20 s (10 s each alone)
-SLOW_ROWS = 45  # at 1.5/s: 30 s of calls, outlasting the others
+SLOW_ROWS = 60  # at 1.5/s: 40 s of calls, outlasting the others (20 s) by a start-up or two
 SLOW_RATE = 1.5
 KEYS = {
     "PAIR_SUMUP_KEY": "sup_sk_must_show_pair",
