@@ -210,6 +210,7 @@ def _startup(
         out["fleet_running_to_children_created_s"] = round(
             (min(created) - fleet["RUNNING"]).total_seconds(), 1
         )
+        out["children_created_spread_s"] = round((max(created) - min(created)).total_seconds(), 1)
     if "PENDING" in fleet and "SCHEDULED" in fleet:
         out["fleet_created_to_running_s"] = round(
             (fleet.get("RUNNING", fleet["PENDING"]) - fleet["SCHEDULED"]).total_seconds(), 1
@@ -224,6 +225,14 @@ def _startup(
         )
         out["fleet_end_to_cli_exit_s"] = round(cli[1] - fleet_end.timestamp(), 1)
     return out
+
+
+def _locked(log: Path) -> int:
+    """How often the Prefect server's log says its SQLite database was locked (so far)."""
+    try:
+        return log.read_text(errors="replace").count("database is locked")
+    except OSError:
+        return 0
 
 
 def _wait_for_workers(api: str, names: list[str], timeout_s: float = 120) -> None:
@@ -333,6 +342,7 @@ def run_case(
         "machine_busy": round(busy, 2),
         "cores": psutil.cpu_count(),
         "startup": _startup(history, per_tenant, (t0, t1)),
+        "server_log_locked": _locked(folder.parent / "server.log"),
     }
 
 
