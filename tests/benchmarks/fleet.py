@@ -388,8 +388,10 @@ def main(argv: list[str] | None = None) -> int:
         deploy(env)
         if args.poll:
             _set_poll(api, args.poll)
-        cases = [(f"w{w}", args.tenants, args.rows, int(w), False)
-                 for w in args.workers.split(",") if w]  # fmt: skip
+        counts = [int(w) for w in args.workers.split(",") if w]
+        # A count may repeat (``--workers 2,2``: the same case twice): names stay unique.
+        cases = [(f"w{w}" + (f"-{i}" if counts.count(w) > 1 else ""), args.tenants, args.rows,
+                  w, False) for i, w in enumerate(counts)]  # fmt: skip
         if args.shared:
             cases.append(("shared", args.shared, args.shared_rows, 2, True))
         for name, tenants, rows, workers, one_key in cases:
