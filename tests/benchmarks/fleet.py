@@ -3,7 +3,7 @@ workers; and tenants sharing one key (issue 13).
 
     .venv/bin/python tests/benchmarks/fleet.py [--tenants 8] [--rows 5000] [--rate 50]
         [--burst R] [--workers 1,2,4] [--shared 2] [--shared-rows 2500]
-        [--worker-limit 0] [--poll 5]
+        [--worker-limit 0] [--query 1] [--poll 5]
 
 One Prefect server and the sandbox (its per-credential token bucket: rate R, burst B; B = R by
 default, the provider the shared limit is built for: docs/fleet.md, "Rate limits shared across
@@ -12,13 +12,17 @@ tenant's ``rate_limit`` = R, every row a create) and runs one fleet (the ``fleet
 deployment through ``custsync fleet --json``). Per case:
 
 - aggregate calls/s as a ratio to the ceiling (tenants x R, one key each; R, one shared key),
-  twice: while calls were made (first to last call, over every tenant's ``calls`` table) and
-  over the whole fleet (``custsync fleet`` started to ended);
+  three times: while calls were made (first to last call, over every tenant's ``calls``
+  table), over the whole fleet (``custsync fleet`` started to ended), and while every tenant
+  was sending (``ratio_all_sending``); each tenant's own rate against R, and its pauses (no
+  call for longer than 5 calls' spacing: between batches);
 - where the rest of the fleet's time goes, from the Prefect API's state history of each
-  child run (median and max over tenants): created -> Pending (a worker picked it up),
+  child run (min, median and max over tenants): created -> Pending (a worker picked it up),
   Pending -> Running (its process started and imported the flow), Running -> first call
-  (reading the extract, diffing, planning), last call -> the run's end, and the fleet's own
-  run started -> its first child created;
+  (reading the extract, diffing, planning), last call -> the run's end; and the fleet's:
+  ``custsync fleet`` -> its run created -> Running -> its first child created, the spread of
+  the children's creation, the last child's end -> the fleet's end -> the command's exit;
+  and how often the Prefect server's log says its database was locked;
 - the 429 fraction, from the sandbox's counters;
 - client CPU-seconds per call: every custsync/Prefect client process of the case (the
   workers and every flow run process they started, and ``custsync fleet``: all reaped
