@@ -100,6 +100,33 @@ def check_run(command: list[str], env: dict[str, str]) -> None:
         raise RuntimeError(f"{' '.join(command[1:])} failed:\n{done.stdout[-2000:]}{done.stderr}")
 
 
+def server_command(port: int) -> list[str]:
+    """``prefect server start`` on loopback ``port``: no UI, no services, no analytics."""
+    return [
+        prefect_bin("prefect"), "server", "start", "--host", "127.0.0.1", "--port", str(port),
+        "--no-services", "--no-ui", "--analytics-off",
+    ]  # fmt: skip
+
+
+def deploy(env: dict[str, str]) -> None:
+    """The ``custsync`` process work pool and the ``tenant-sync`` and ``fleet-nightly``
+    deployments (``prefect.yaml``) on the server ``env`` names."""
+    check_run([prefect_bin("prefect"), "work-pool", "create", POOL, "--type", "process"], env)
+    names = ["--name", "tenant-sync", "--name", "fleet-nightly"]
+    check_run([prefect_bin("prefect"), "--no-prompt", "deploy", *names], env)
+
+
+def worker_command(name: str, limit: int | None = None) -> list[str]:
+    """``prefect worker start`` on the pool, named ``name``; ``limit``: its most flow runs at
+    once (none: as many as it is given)."""
+    command = [prefect_bin("prefect"), "worker", "start", "--pool", POOL, "--type", "process"]
+    return command + ["--name", name] + ([] if limit is None else ["--limit", str(limit)])
+
+
+WORKER_ENV = {"PREFECT_WORKER_QUERY_SECONDS": "1"}
+"""A worker polls for runs every second (Prefect's default: 10 s)."""
+
+
 def _extract(path: Path, merchant: int, rows: int) -> None:
     """``rows`` valid canonical customers of one merchant (ids never collide across them)."""
     records = [
@@ -180,58 +207,18 @@ def _demo(tmp: Path, args: argparse.Namespace, stack: ExitStack, started: list[i
     _say(f"Prefect server on {api}")
     server_env = {k: v for k, v in env.items() if k != "PREFECT_API_URL"}
     server_log = tmp / "server.log"
-    stack.enter_context(
-        process_group(
-            [
-                prefect_bin("prefect"),
-                "server",
-                "start",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-                "--no-services",
-                "--no-ui",
-                "--analytics-off",
-            ],
-            server_env,
-            server_log,
-            started,
-        )
-    )
+    stack.enter_context(process_group(server_command(port), server_env, server_log, started))
     wait_healthy(api, server_log)
     _say(f"sandbox: {args.merchants} SumUp merchants, each key limited to {args.rate:g} req/s")
     sandbox = stack.enter_context(SandboxServer(SandboxConfig(rate_limit=args.rate, burst=5)))
     keys = write_fleet(tmp, args.merchants, args.rows, args.rate, sandbox)
     _say(f"work pool {POOL!r}, deployments tenant-sync and fleet-nightly")
-    check_run([prefect_bin("prefect"), "work-pool", "create", POOL, "--type", "process"], env)
-    check_run(
-        [
-            prefect_bin("prefect"),
-            "--no-prompt",
-            "deploy",
-            "--name",
-            "tenant-sync",
-            "--name",
-            "fleet-nightly",
-        ],
-        env,
-    )
-    worker_env = {**env, **keys, "PREFECT_WORKER_QUERY_SECONDS": "1"}
+    deploy(env)
+    worker_env = {**env, **keys, **WORKER_ENV}
     for n in range(1, args.workers + 1):
         stack.enter_context(
             process_group(
-                [
-                    prefect_bin("prefect"),
-                    "worker",
-                    "start",
-                    "--pool",
-                    POOL,
-                    "--type",
-                    "process",
-                    "--name",
-                    f"demo-worker-{n}",
-                ],
+                worker_command(f"demo-worker-{n}"),
                 worker_env,
                 tmp / f"worker-{n}.log",
                 started,

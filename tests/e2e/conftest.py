@@ -12,6 +12,7 @@ import pytest
 
 from connectors.sandbox.config import SandboxConfig
 from connectors.sandbox.server import SandboxServer
+from tests.e2e.fleet_parts import fleet_server  # noqa: F401  (the fleet tests' server)
 
 REPO = Path(__file__).resolve().parents[2]
 DAY1 = REPO / "data" / "customers.csv"

@@ -9,19 +9,15 @@ from __future__ import annotations
 
 import asyncio
 import csv
-import os
-import subprocess
-import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from connectors.sandbox.config import SandboxConfig
 from connectors.sandbox.server import SandboxServer
-from tests.e2e.conftest import DAY1, REPO
+from tests.e2e.conftest import DAY1
+from tests.e2e.fleet_parts import Worker, cli_env, with_api
 from tests.e2e.prefect_server import PrefectServer
 
 pytestmark = pytest.mark.e2e
@@ -31,10 +27,6 @@ ACME_REFRESH = "rt_fleet_acme_refresh"
 CORA_KEY = "sup_sk_fleet_cora_own"
 SECRETS = (CLIENT_SECRET, ACME_REFRESH, CORA_KEY, "sup_sk_fleet_wrong", "sandbox-token")
 ROWS = 10
-
-
-def _prefect() -> str:
-    return str(Path(sys.executable).with_name("prefect"))
 
 
 def _split(tmp: Path, names: list[str]) -> dict[str, Path]:
@@ -90,76 +82,7 @@ api_key = "DUD_SUMUP_API_KEY"
 """
 
 
-class Worker:
-    """``prefect worker start --pool custsync --type process`` in its own process group."""
-
-    def __init__(self, env: dict[str, str], log: Path) -> None:
-        self.env, self.log = env, log
-        self.process: subprocess.Popen[bytes] | None = None
-
-    def __enter__(self) -> Worker:
-        with self.log.open("wb") as out:
-            self.process = subprocess.Popen(
-                [_prefect(), "worker", "start", "--pool", "custsync", "--type", "process"],
-                cwd=REPO,
-                env=self.env,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        import signal
-
-        if self.process is not None and self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait(timeout=10)
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrefectServer]:
-    with PrefectServer(tmp_path_factory.mktemp("prefect-home")) as srv:
-        srv.wait()
-        yield srv
-
-
-@pytest.fixture(scope="module")
-def sandbox() -> Iterator[SandboxServer]:
-    with SandboxServer(SandboxConfig()) as sb:
-        yield sb
-
-
-def _cli_env(server: PrefectServer) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("CUSTSYNC_", "PREFECT_"))}
-    env.update(PREFECT_API_URL=server.api_url, PREFECT_HOME=str(server.home))
-    return env
-
-
-def _run(command: list[str], env: dict[str, str]) -> None:
-    done = subprocess.run(command, cwd=REPO, env=env, capture_output=True, timeout=300)
-    assert done.returncode == 0, done.stdout.decode()[-2000:] + done.stderr.decode()[-2000:]
-
-
-def _with_api(server: PrefectServer, coro: Any) -> Any:
-    from prefect.logging.handlers import APILogHandler
-    from prefect.settings import PREFECT_API_URL, temporary_settings
-
-    async def main() -> Any:
-        try:
-            return await coro
-        finally:
-            await APILogHandler.aflush()  # while the server still answers
-
-    with temporary_settings({PREFECT_API_URL: server.api_url}):
-        return asyncio.run(main())
-
-
-def test_runs_of_one_tenant_and_target_never_overlap(server: PrefectServer) -> None:
+def test_runs_of_one_tenant_and_target_never_overlap(fleet_server: PrefectServer) -> None:
     from pipelines.flows.tenant import one_at_a_time
 
     held: list[str] = []
@@ -173,12 +96,12 @@ def test_runs_of_one_tenant_and_target_never_overlap(server: PrefectServer) -> N
     async def main() -> None:
         await asyncio.gather(run("a"), run("b"))
 
-    _with_api(server, main())
+    with_api(fleet_server, main())
     assert held in (["a+", "a-", "b+", "b-"], ["b+", "b-", "a+", "a-"])
 
 
 def test_a_fleet_fans_out_and_one_failing_tenant_stops_no_other(
-    server: PrefectServer, sandbox: SandboxServer, tmp_path: Path
+    fleet_server: PrefectServer, sandbox: SandboxServer, tmp_path: Path
 ) -> None:
     sandbox.admin.reset(config=True)
     sandbox.admin.seed_oauth(
@@ -192,12 +115,8 @@ def test_a_fleet_fans_out_and_one_failing_tenant_stops_no_other(
     tenants_file = tmp_path / "tenants.toml"
     tenants_file.write_text(TENANTS.format(url=sandbox.base_url), encoding="utf-8")
 
-    env = _cli_env(server)
-    _run([_prefect(), "work-pool", "create", "custsync", "--type", "process"], env)
-    _run([_prefect(), "--no-prompt", "deploy", "--name", "tenant-sync"], env)
     worker_env = {
-        **env,
-        "PREFECT_WORKER_QUERY_SECONDS": "1",
+        **cli_env(fleet_server),
         "CUSTSYNC_CONFIG": str(tmp_path / "absent.toml"),
         # The worker's own credentials, valid ones: no tenant may be served by them.
         "CUSTSYNC_SUMUP_API_KEY": "sup_sk_sandbox",
@@ -211,7 +130,11 @@ def test_a_fleet_fans_out_and_one_failing_tenant_stops_no_other(
 
     async def fleet() -> tuple[Any, dict[str, Any], list[str]]:
         from prefect.client.orchestration import get_client
-        from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+        from prefect.client.schemas.filters import (
+            ArtifactFilter,
+            ArtifactFilterFlowRunId,
+            ArtifactFilterKey,
+        )
 
         from pipelines.flows.fleet import fleet_flow
 
@@ -220,8 +143,12 @@ def test_a_fleet_fans_out_and_one_failing_tenant_stops_no_other(
         )
         summary = await state.result(raise_on_failure=False)
         async with get_client() as client:
+            # This fleet run's (the server is shared with the other fleet tests).
             artifacts = await client.read_artifacts(
-                artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=["custsync-fleet"]))
+                artifact_filter=ArtifactFilter(
+                    key=ArtifactFilterKey(any_=["custsync-fleet"]),
+                    flow_run_id=ArtifactFilterFlowRunId(any_=[state.state_details.flow_run_id]),
+                )
             )
             limits = await client.read_global_concurrency_limits(limit=50)
         names = [f"{lim.name}:{lim.limit}" for lim in limits]
@@ -229,7 +156,7 @@ def test_a_fleet_fans_out_and_one_failing_tenant_stops_no_other(
 
     started = time.monotonic()
     with Worker(worker_env, tmp_path / "worker.log"):
-        state, summary, seen = _with_api(server, fleet())
+        state, summary, seen = with_api(fleet_server, fleet())
     log = (tmp_path / "worker.log").read_text(errors="replace")
     assert time.monotonic() - started < 600
 

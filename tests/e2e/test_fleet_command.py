@@ -6,15 +6,14 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 from uuid import UUID
 
 import pytest
 
-from tests.e2e.conftest import REPO
+from pipelines.fleet_demo import deploy
+from tests.e2e.fleet_parts import cli_env, prefect_bin
 from tests.e2e.prefect_server import PrefectServer
 
 pytestmark = pytest.mark.e2e
@@ -22,15 +21,9 @@ pytestmark = pytest.mark.e2e
 VALID = '[[tenants]]\nid = "acme"\nextract = "x.csv"\n[tenants.sumup]\napi_key = "ACME_KEY"\n'
 
 
-def _env(server: PrefectServer) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("CUSTSYNC_", "PREFECT_"))}
-    env.update(PREFECT_API_URL=server.api_url, PREFECT_HOME=str(server.home))
-    return env
-
-
 def _custsync(args: list[str], env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [str(Path(sys.executable).with_name("custsync")), *args],
+        [prefect_bin("custsync"), *args],
         cwd=cwd,
         env=env,
         capture_output=True,
@@ -43,7 +36,7 @@ def test_the_command_needs_the_deployment_then_starts_a_fleet_run(tmp_path: Path
     (tmp_path / "tenants.toml").write_text(VALID, encoding="utf-8")
     with PrefectServer(tmp_path / "prefect-home") as server:
         server.wait()
-        env = _env(server)
+        env = cli_env(server)
         done = _custsync(["fleet", "tenants.toml"], env, tmp_path)
         assert done.returncode == 2, done.stdout + done.stderr
         lines = done.stderr.strip().splitlines()
@@ -51,13 +44,7 @@ def test_the_command_needs_the_deployment_then_starts_a_fleet_run(tmp_path: Path
         assert "no deployment custsync-fleet/fleet-nightly" in lines[0]
         assert "prefect deploy --name fleet-nightly" in lines[0]
 
-        prefect = str(Path(sys.executable).with_name("prefect"))
-        for command in (
-            [prefect, "work-pool", "create", "custsync", "--type", "process"],
-            [prefect, "--no-prompt", "deploy", "--name", "tenant-sync", "--name", "fleet-nightly"],
-        ):
-            made = subprocess.run(command, cwd=REPO, env=env, capture_output=True, timeout=300)
-            assert made.returncode == 0, made.stdout.decode()[-2000:] + made.stderr.decode()
+        deploy(env)
 
         done = _custsync(
             ["fleet", "tenants.toml", "--no-wait", "--json", "--dry-run"], env, tmp_path

@@ -9,7 +9,6 @@ shared limit the two together send 2R and draw 429s (the control case shows it d
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -22,6 +21,7 @@ import pytest
 from connectors.sandbox.config import SandboxConfig
 from connectors.sandbox.server import SandboxServer
 from tests.e2e.conftest import REPO
+from tests.e2e.fleet_parts import cli_env, statuses
 from tests.e2e.gen import write_extract
 from tests.e2e.prefect_server import PrefectServer
 
@@ -63,13 +63,6 @@ asyncio.run(tenant_sync_flow(tenants_file=sys.argv[1], tenant=sys.argv[2], targe
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrefectServer]:
-    with PrefectServer(tmp_path_factory.mktemp("prefect-home")) as srv:
-        srv.wait()
-        yield srv
-
-
-@pytest.fixture(scope="module")
 def sandbox() -> Iterator[SandboxServer]:
     with SandboxServer(SandboxConfig(rate_limit=RATE, burst=BURST)) as sb:
         yield sb
@@ -88,10 +81,8 @@ def _two_runs_at_once(
         TENANTS.format(rate=RATE, url=sandbox.base_url, ref_north=refs[0], ref_south=refs[1]),
         encoding="utf-8",
     )
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("CUSTSYNC_", "PREFECT_"))}
-    env.update(
-        PREFECT_API_URL=server.api_url,
-        PREFECT_HOME=str(server.home),
+    env = cli_env(
+        server,
         CUSTSYNC_CONFIG=str(tmp / "absent.toml"),
         **{ref: SHARED_KEY for ref in refs},  # two names for one key in the control case
     )
@@ -108,10 +99,7 @@ def _two_runs_at_once(
     outputs = [child.communicate(timeout=240)[0].decode(errors="replace") for child in children]
     for child, out in zip(children, outputs, strict=True):
         assert child.returncode == 0, out[-3000:]
-    statuses: dict[str, int] = {}
-    for route in sandbox.admin.counters()["by_route"].values():
-        for status, n in route.items():
-            statuses[status] = statuses.get(status, 0) + n
+    answers = statuses(sandbox)
     times = []
     for tenant in ("north", "south"):
         with duckdb.connect(str(tmp / "state" / f"{tenant}-sumup.duckdb"), read_only=True) as con:
@@ -122,18 +110,18 @@ def _two_runs_at_once(
             times.append(
                 [r[0] for r in con.execute("SELECT started_at FROM calls ORDER BY 1").fetchall()]
             )
-    return statuses, times
+    return answers, times
 
 
 def test_two_runs_sharing_a_credential_stay_under_its_rate_together(
-    server: PrefectServer, sandbox: SandboxServer, tmp_path: Path
+    fleet_server: PrefectServer, sandbox: SandboxServer, tmp_path: Path
 ) -> None:
-    statuses, times = _two_runs_at_once(
-        server, sandbox, tmp_path, ("SHARED_SUMUP_KEY", "SHARED_SUMUP_KEY")
+    answers, times = _two_runs_at_once(
+        fleet_server, sandbox, tmp_path, ("SHARED_SUMUP_KEY", "SHARED_SUMUP_KEY")
     )
-    total = sum(statuses.values())
+    total = sum(answers.values())
     assert total >= 2 * ROWS
-    assert statuses.get("429", 0) <= 0.01 * total, statuses
+    assert answers.get("429", 0) <= 0.01 * total, answers
     # The two runs overlapped (else nothing was shared) ...
     north, south = times
     overlap = (min(north[-1], south[-1]) - max(north[0], south[0])).total_seconds()
@@ -149,10 +137,10 @@ def test_two_runs_sharing_a_credential_stay_under_its_rate_together(
 
 
 def test_control_two_names_for_one_key_are_not_known_to_share_it(
-    server: PrefectServer, sandbox: SandboxServer, tmp_path: Path
+    fleet_server: PrefectServer, sandbox: SandboxServer, tmp_path: Path
 ) -> None:
     """The limit is keyed by the credential's reference (the secret is never read to compare):
     two variables holding one key are two credentials to the fleet, and together they
     overrun the provider's bucket, which is what the test above would see without sharing."""
-    statuses, _ = _two_runs_at_once(server, sandbox, tmp_path, ("NORTH_KEY", "SOUTH_KEY"))
-    assert statuses.get("429", 0) > 0.01 * sum(statuses.values()), statuses
+    answers, _ = _two_runs_at_once(fleet_server, sandbox, tmp_path, ("NORTH_KEY", "SOUTH_KEY"))
+    assert answers.get("429", 0) > 0.01 * sum(answers.values()), answers
