@@ -108,16 +108,18 @@ def _states(server: PrefectServer) -> dict[str, str]:
 
 def _audit_while_slow_runs(
     server: PrefectServer, tenants_file: Path, fleet: subprocess.Popen[str]
-) -> tuple[dict[str, str], FleetAudit, dict[str, str]]:
-    """Once ``slow`` is Running and another tenant's run is done, the audit; the states
-    before and after it."""
+) -> tuple[dict[str, str], FleetAudit, FleetAudit, dict[str, str]]:
+    """Once ``slow`` is Running and another tenant's run is done, the audit of the state
+    files and of the published Parquet audit; the states before and after them."""
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline and fleet.poll() is None:
         before = _states(server)
         others_done = [n for n in ("east-sumup", "west-sumup") if before.get(n) == "COMPLETED"]
         if before.get("slow-sumup") == "RUNNING" and others_done:
-            audit = fleet_audit(load_tenants(tenants_file), wait_s=10)
-            return before, audit, _states(server)
+            tenants = load_tenants(tenants_file)
+            audit = fleet_audit(tenants, wait_s=10)
+            published = fleet_audit(tenants, published=True)
+            return before, audit, published, _states(server)
         time.sleep(0.5)
     raise AssertionError(f"never saw slow running after another was done: {_states(server)}")
 
@@ -162,7 +164,9 @@ def test_four_tenants_two_workers_one_fails_a_shared_limit_holds_audit_while_run
             text=True,
         )
         try:
-            before, audit, after = _audit_while_slow_runs(fleet_server, tenants_file, fleet)
+            before, audit, published, after = _audit_while_slow_runs(
+                fleet_server, tenants_file, fleet
+            )
             out, err = fleet.communicate(timeout=600)
         finally:
             if fleet.poll() is None:
@@ -204,6 +208,13 @@ def test_four_tenants_two_workers_one_fails_a_shared_limit_holds_audit_while_run
         assert answered["slow"]["status"] == "running", answered
     else:
         assert "slow/sumup" in audit.skipped, audit
+    # The published audit never waits for a writer: slow's run is there, part way.
+    seen = {row["tenant"]: row for row in published.runs.to_dicts()}
+    assert not {"slow/sumup", *(f"{t}/sumup" for t in done)} & set(published.skipped)
+    for tenant in done:
+        assert (seen[tenant]["status"], seen[tenant]["succeeded"]) == ("done", rows[tenant])
+    assert seen["slow"]["status"] == "running", seen
+    assert seen["slow"]["succeeded"] < rows["slow"], seen
 
     # The shared credential: east and west together stayed under R, with <= 1 % 429s.
     east = _calls(tmp_path / "state" / "east-sumup.duckdb")
