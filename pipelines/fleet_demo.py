@@ -155,16 +155,19 @@ def write_fleet(
     sandbox: SandboxServer,
     *,
     one_key: bool = False,
+    burst: int | None = None,
 ) -> dict[str, str]:
     """The tenants file, extracts and sandbox accounts of ``merchants`` SumUp merchants;
     returns the variables the workers need (each merchant's key under its own name, or with
-    ``one_key`` one key all of them share, one account and one bucket)."""
+    ``one_key`` one key all of them share, one account and one bucket). ``burst``: the
+    sandbox bucket's burst, declared as every tenant's ``rate_burst``."""
     lines = [
         'state_dir = "state"',
         "",
         "[defaults]",
         'mode = "upsert"',
         f"rate_limit = {rate}",
+        *([f"rate_burst = {burst}"] if burst is not None else []),
         "",
         "[defaults.sumup]",
         f'base_url = "{sandbox.base_url}"',

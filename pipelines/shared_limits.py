@@ -35,11 +35,16 @@ class SharedLimit:
     """Requests/s the members stay under together (the limit's slot decay per second)."""
     members: tuple[str, ...]
     """``tenant/target`` of each run sharing it."""
+    burst: int | None = None
+    """The provider bucket's burst, when the tenants file gives one below a second of calls."""
 
     @property
     def limit(self) -> int:
-        """Slots: one second's worth of calls, the most the members may send in a burst."""
-        return max(1, math.ceil(self.rate))
+        """Slots: one second's worth of calls, or the provider's burst when smaller: the most
+        the members may send at once. Granted calls by time ``t`` are at most ``limit +
+        rate·t``, which a provider bucket of burst ``>= limit`` at ``rate`` always admits."""
+        second = max(1, math.ceil(self.rate))
+        return second if self.burst is None else max(1, min(second, self.burst))
 
     @property
     def group(self) -> int:
@@ -69,25 +74,33 @@ def credential_key(config: TargetConfig) -> str | None:
 
 def all_shared_limits(tenants: TenantsFile) -> tuple[SharedLimit, ...]:
     """Every limit two or more runs of the file share, and every declared group."""
-    by_key: dict[str, list[tuple[str, float | None]]] = {}
+    by_key: dict[str, list[tuple[str, float | None, int | None]]] = {}
     for tenant, target in tenants.runs():
         key = credential_key(tenant.targets[target])
         if key is not None:
             by_key.setdefault(f"{target}-cred-{key}", []).append(
-                (f"{tenant.id}/{target}", tenant.rate_limit)
+                (f"{tenant.id}/{target}", tenant.rate_limit, tenant.rate_burst)
             )
     found: list[SharedLimit] = []
     for key, runs in by_key.items():
-        rates = [r for _, r in runs if r]
+        rates = [r for _, r, _ in runs if r]
+        bursts = [b for _, _, b in runs if b is not None]
         if len(runs) > 1 and rates:
-            found.append(SharedLimit(f"{RATE_PREFIX}-{key}", min(rates), tuple(m for m, _ in runs)))
+            found.append(
+                SharedLimit(
+                    f"{RATE_PREFIX}-{key}",
+                    min(rates),
+                    tuple(m for m, _, _ in runs),
+                    min(bursts, default=None),
+                )
+            )
     for group in tenants.rate_groups.values():
         members = tuple(
             f"{t.id}/{group.target}"
             for t in tenants.tenants
             if group.name in t.rate_groups and group.target in t.targets
         )
-        found.append(SharedLimit(f"{RATE_PREFIX}-{group.name}", group.rate, members))
+        found.append(SharedLimit(f"{RATE_PREFIX}-{group.name}", group.rate, members, group.burst))
     return tuple(found)
 
 

@@ -75,13 +75,23 @@ DEFAULT_AUDIT_DIR = "audit"
 """The published audit's folder, beside ``state_dir`` unless ``audit_dir`` is given."""
 
 _TOP_KEYS = frozenset({"state_dir", "audit_dir", "defaults", "tenants", "rate_groups"})
-_DEFAULT_KEYS = frozenset({"mode", "rate_limit"})
+_DEFAULT_KEYS = frozenset({"mode", "rate_limit", "rate_burst"})
 """Besides these, ``[defaults.<target>]`` holds settings every tenant's target table
 inherits (the platform's OAuth client, a base URL)."""
 _TENANT_KEYS = frozenset(
-    {"id", "extract", "landing", "processed", "mode", "rate_limit", "mapping", "rate_groups"}
+    {
+        "id",
+        "extract",
+        "landing",
+        "processed",
+        "mode",
+        "rate_limit",
+        "rate_burst",
+        "mapping",
+        "rate_groups",
+    }
 )
-_GROUP_KEYS = frozenset({"target", "rate"})
+_GROUP_KEYS = frozenset({"target", "rate", "burst"})
 
 
 class TenantsError(ValueError):
@@ -150,6 +160,10 @@ class Tenant:
     mode: Mode
     rate_limit: float | None
     """Requests/s for this tenant's runs (``0``: no client-side limit; ``None``: adaptive)."""
+    rate_burst: int | None = None
+    """The provider bucket's burst for this tenant's credential, when it is below one second
+    of calls: a limit the tenant shares grants no more than this at once
+    (:class:`pipelines.shared_limits.SharedLimit`)."""
     mapping: str | None = None
     rate_groups: tuple[str, ...] = ()
     """Names of the declared :class:`RateGroup` s this tenant's runs share."""
@@ -169,6 +183,9 @@ class RateGroup:
     name: str
     target: str
     rate: float
+    burst: int | None = None
+    """The provider's burst for the group, when below one second of calls (``None``: one
+    second's worth, ``⌈rate⌉``)."""
 
 
 @dataclass(frozen=True)
@@ -241,6 +258,7 @@ def parse_tenants(text: str, path: Path) -> TenantsFile:
         inherited[name] = table
     default_mode = _mode(path, defaults.get("mode", DEFAULT_MODE), None, "defaults.mode")
     default_rate = _rate(path, defaults.get("rate_limit"), None, "defaults.rate_limit")
+    default_burst = _burst(path, defaults.get("rate_burst"), None, "defaults.rate_burst")
     groups = _rate_groups(path, data.get("rate_groups", {}), names)
     entries = data.get("tenants")
     if not isinstance(entries, list) or not entries:
@@ -249,6 +267,8 @@ def parse_tenants(text: str, path: Path) -> TenantsFile:
     seen: set[str] = set()
     for index, entry in enumerate(entries):
         tenant = _tenant(path, base, entry, index, default_mode, default_rate, inherited)
+        if "rate_burst" not in entry:
+            tenant = replace(tenant, rate_burst=default_burst)
         _members(path, tenant, groups)
         if tenant.id in seen:
             raise TenantsError(path, "duplicate tenant id", tenant.id, "id")
@@ -285,7 +305,8 @@ def _rate_groups(path: Path, table: Any, names: tuple[str, ...]) -> dict[str, Ra
         rate = _rate(path, entry.get("rate"), None, f"{field_}.rate")
         if rate is None or rate <= 0:
             raise TenantsError(path, "must be a number > 0 (requests/s)", None, f"{field_}.rate")
-        groups[name] = RateGroup(name=name, target=str(target), rate=rate)
+        burst = _burst(path, entry.get("burst"), None, f"{field_}.burst")
+        groups[name] = RateGroup(name=name, target=str(target), rate=rate, burst=burst)
     return groups
 
 
@@ -353,6 +374,7 @@ def _tenant(
         targets=targets,
         mode=_mode(path, entry.get("mode", default_mode), tid, "mode"),
         rate_limit=_rate(path, entry.get("rate_limit", default_rate), tid, "rate_limit"),
+        rate_burst=_burst(path, entry.get("rate_burst"), tid, "rate_burst"),
         mapping=mapping,
         rate_groups=_group_names(path, entry.get("rate_groups", []), tid),
         landing=landing,
@@ -470,6 +492,14 @@ def _rate(path: Path, value: Any, tenant: str | None, field: str) -> float | Non
     if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value < math.inf:
         raise TenantsError(path, "must be a number >= 0 (0 = no limit)", tenant, field)
     return float(value)
+
+
+def _burst(path: Path, value: Any, tenant: str | None, field: str) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise TenantsError(path, "must be a whole number >= 1 (requests at once)", tenant, field)
+    return value
 
 
 def _no_unknown(

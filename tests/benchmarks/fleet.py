@@ -265,11 +265,12 @@ def run_case(
     one_key: bool,
     worker_limit: int,
     query_s: float,
+    burst: int | None = None,
 ) -> dict[str, Any]:
     """One fleet run with ``workers`` workers; its figures."""
     folder.mkdir(parents=True)
     sandbox.admin.reset()
-    keys = write_fleet(folder, tenants, rows, rate, sandbox, one_key=one_key)
+    keys = write_fleet(folder, tenants, rows, rate, sandbox, one_key=one_key, burst=burst)
     cpu0, server0, own0 = _children_cpu(), _tree_cpu(server_pid), time.process_time()
     psutil.cpu_percent()  # starts the machine's busy-fraction window
     started: list[int] = []
@@ -365,6 +366,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--query", type=float, default=1.0, help="workers' PREFECT_WORKER_QUERY_SECONDS"
     )
+    parser.add_argument(
+        "--declare-burst",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="declare the sandbox's burst as the tenants' rate_burst (--no-declare-burst: not)",
+    )
     args = parser.parse_args(argv)
     args.burst = args.burst or math.ceil(args.rate)
     results = []
@@ -403,10 +410,12 @@ def main(argv: list[str] | None = None) -> int:
                 name, root / name, env, sandbox, server.pid, tenants=tenants, rows=rows,
                 rate=args.rate, workers=workers, one_key=one_key,
                 worker_limit=args.worker_limit, query_s=args.query,
+                burst=args.burst if args.declare_burst else None,
             )  # fmt: skip
             print(json.dumps(figures), flush=True)
             results.append(figures)
-    settings = {"rows": args.rows, "rate": args.rate, "burst": args.burst, "poll": args.poll}
+    settings = {"rows": args.rows, "rate": args.rate, "burst": args.burst, "poll": args.poll,
+                "declare_burst": args.declare_burst}  # fmt: skip
     print(json.dumps({**settings, "query": args.query, "cases": results}))
     return 0
 

@@ -23,12 +23,23 @@ FILE = Path("/platform/tenants.toml")
 REFS = ["KEY_A", "KEY_B", "KEY_C", "block:key-d"]
 
 
-def _fleet(keys: list[int], rates: list[int | None], groups: list[bool], group_rate: int) -> str:
+def _fleet(
+    keys: list[int],
+    rates: list[int | None],
+    groups: list[bool],
+    group_rate: int,
+    bursts: list[int | None] | None = None,
+    group_burst: int | None = None,
+) -> str:
     parts = [f'[rate_groups.eu]\ntarget = "sumup"\nrate = {group_rate}\n']
+    if group_burst is not None:
+        parts.append(f"burst = {group_burst}\n")
     for i, (key, rate, member) in enumerate(zip(keys, rates, groups, strict=True)):
         parts.append(f'[[tenants]]\nid = "t{i}"\nextract = "x.csv"')
         if rate is not None:
             parts.append(f"rate_limit = {rate}")
+        if bursts is not None and bursts[i] is not None:
+            parts.append(f"rate_burst = {bursts[i]}")
         if member:
             parts.append('rate_groups = ["eu"]')
         parts.append(f'[tenants.sumup]\napi_key = "{REFS[key]}"\n')
@@ -81,10 +92,21 @@ def test_runs_on_one_reference_share_its_lowest_rate_and_members_share_the_group
         ('[rate_groups.eu]\ntarget = "sumup"\nrate = 0\n', "rate_groups.eu.rate", "> 0"),
         ('[rate_groups.eu]\ntarget = "sumup"\n', "rate_groups.eu.rate", "> 0"),
         (
-            '[rate_groups.eu]\ntarget = "sumup"\nrate = 1\nburst = 2\n',
-            "rate_groups.eu.burst",
+            '[rate_groups.eu]\ntarget = "sumup"\nrate = 1\nbursts = 2\n',
+            "rate_groups.eu.bursts",
             "unknown",
         ),
+        (
+            '[rate_groups.eu]\ntarget = "sumup"\nrate = 1\nburst = 0\n',
+            "rate_groups.eu.burst",
+            ">= 1",
+        ),
+        (
+            '[rate_groups.eu]\ntarget = "sumup"\nrate = 1\nburst = 2.5\n',
+            "rate_groups.eu.burst",
+            "whole number",
+        ),
+        ("[defaults]\nrate_burst = true\n", "defaults.rate_burst", "whole number"),
     ],
 )
 def test_a_broken_rate_group_names_its_field(text: str, field: str, problem: str) -> None:
@@ -129,3 +151,41 @@ def test_a_permit_group_fits_every_limit_and_a_second_of_the_runs_own_calls(
         assert group <= max(1, math.ceil(own))
     else:  # adaptive or unlimited: the limits alone decide
         assert group == min(limit.group for limit in limits)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.integers(1, 8).flatmap(
+        lambda n: st.tuples(
+            st.lists(st.integers(0, 1), min_size=n, max_size=n),
+            st.lists(st.one_of(st.none(), st.integers(1, 80)), min_size=n, max_size=n),
+            st.lists(st.one_of(st.none(), st.integers(1, 30)), min_size=n, max_size=n),
+        )
+    ),
+    st.integers(1, 80),
+    st.one_of(st.none(), st.integers(1, 30)),
+)
+def test_a_limit_grants_no_more_at_once_than_the_providers_burst(
+    fleet: tuple[list[int], list[int | None], list[int | None]],
+    group_rate: int,
+    group_burst: int | None,
+) -> None:
+    """A shared credential's limit holds the lowest ``rate_burst`` of its tenants as slots when
+    it is below a second of calls, a group its ``burst``; a run's group of permits fits in it."""
+    keys, rates, bursts = fleet
+    groups = [True] * len(keys)
+    text = _fleet(keys, rates, groups, group_rate, bursts, group_burst)
+    tenants = parse_tenants(text, FILE)
+    found = {s.name: s for s in all_shared_limits(tenants)}
+    group = found.pop(f"{RATE_PREFIX}-eu")
+    second = math.ceil(group_rate)
+    assert group.limit == (second if group_burst is None else min(second, group_burst))
+    for shared in found.values():
+        members = [int(m.split("/")[0][1:]) for m in shared.members]
+        given_bursts = [b for i in members if (b := bursts[i]) is not None]
+        rate = min(r for i in members if (r := rates[i]))
+        expected = math.ceil(rate) if not given_bursts else min(math.ceil(rate), min(given_bursts))
+        assert shared.limit == expected
+    for i in range(len(keys)):
+        mine = shared_limits(tenants, f"t{i}", "sumup")
+        assert 1 <= permit_group(mine, rates[i]) <= min(s.limit for s in mine)
