@@ -10,8 +10,10 @@ file renamed into place later is read by the next query.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Sequence
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import polars as pl
@@ -131,3 +133,29 @@ def audit_runs(
         return relation.pl()
     finally:
         con.close()
+
+
+def published_summary(
+    audit_dir: Path, tenant: str, target: str, flow_run_id: str
+) -> dict[str, Any] | None:
+    """The summary the run of Prefect flow run ``flow_run_id`` published at its end (its
+    ``runs`` row's ``summary``), or ``None``: how the fleet reads a child's counts when the
+    child ran on a machine whose state file it cannot see but whose audit it shares."""
+    files = published_files(audit_dir, [(tenant, target)], "runs")
+    if not files:
+        return None
+    con = duckdb.connect()
+    try:
+        row = con.execute(
+            f"SELECT summary FROM {_source(files, 'runs')} "
+            f"WHERE prefect_flow_run_id = ? AND summary IS NOT NULL ORDER BY {SEQ} DESC LIMIT 1",
+            [flow_run_id],
+        ).fetchone()
+    except duckdb.Error:  # a file without the column (published before the run ended)
+        return None
+    finally:
+        con.close()
+    if row is None or row[0] is None:
+        return None
+    value = json.loads(row[0]) if isinstance(row[0], str) else row[0]
+    return value if isinstance(value, dict) else None

@@ -25,6 +25,7 @@ from prefect.deployments import run_deployment
 from prefect.exceptions import PrefectException
 from prefect.states import Completed, Failed, State
 
+from pipelines.audit_view import published_summary
 from pipelines.exit_codes import ExitCode
 from pipelines.flows.sync import NOTHING_NEW, WITH_REJECTS
 from pipelines.state.store import StateError, StateStore
@@ -117,6 +118,8 @@ def result_of(
     state = run.state
     name = (state.name if state is not None else None) or "Unknown"
     summary = recorded_summary(tenants.state_file(tenant, target), str(run.id))
+    if summary is None:  # the child ran where its state file is out of reach: its audit
+        summary = published_summary(tenants.audit_folder(), tenant, target, str(run.id))
     code = _exit_code(name, summary)
     if state is None or not state.is_completed() or code >= ExitCode.BAD_INPUT:
         result = "failed"

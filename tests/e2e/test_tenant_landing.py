@@ -97,3 +97,34 @@ def test_a_landing_tenant_reads_its_night_then_has_nothing_new(
 def published_columns(frames: list[pl.DataFrame]) -> set[str]:
     """Every column of the published files."""
     return {c for frame in frames for c in frame.columns}
+
+
+def test_the_fleet_reads_a_childs_counts_from_its_published_audit_without_its_state_file(
+    env: dict[str, str],
+    sandbox: SandboxServer,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A child that ran on another machine: the fleet sees its audit folder, not its state
+    file; the counts it reports are the same."""
+    from pipelines.flows.fleet import result_of
+
+    monkeypatch.setenv("CUSTSYNC_LANDING_SETTLE_S", "0")
+    tenants_file = _tenants_file(tmp_path, sandbox)
+    tenants = load_tenants(tenants_file)
+    state = _child(tenants_file)
+    assert state.is_completed(), state.message
+    run = SimpleNamespace(id=state.state_details.flow_run_id, state=state)
+    local = result_of(tenants, "acme", "sumup", run, 1.0)  # type: ignore[arg-type]
+    assert local.counts["succeeded"] > 0, local
+    state_file = tenants.state_file("acme", "sumup")
+    state_file.rename(tmp_path / "elsewhere.duckdb")  # out of the fleet's reach
+    remote = result_of(tenants, "acme", "sumup", run, 1.0)  # type: ignore[arg-type]
+    assert (remote.counts, remote.exit_code, remote.result) == (
+        local.counts,
+        local.exit_code,
+        local.result,
+    )
+    shutil.rmtree(tenants.audit_folder())  # neither: the result stands, without counts
+    bare = result_of(tenants, "acme", "sumup", run, 1.0)  # type: ignore[arg-type]
+    assert bare.result == "ok" and not any(bare.counts.values()), bare
