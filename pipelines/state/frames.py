@@ -152,12 +152,33 @@ class SnapshotRow(TypedDict):
     content_key: int
 
 
+def utc_column(values: list[Any]) -> pl.Series | list[Any]:
+    """Aware datetimes (or nulls) as a :data:`UTC_TIME` series, through integers: polars
+    converts 10,000 datetime objects in 40 ms, as many integers in 0.3 ms (measured here), a
+    fifth of recording a migration's batch (issue 14). Anything else (a naive datetime) is
+    returned as it is, for polars' own conversion."""
+    try:
+        micros = [None if v is None else (v - _EPOCH) // _MICROSECOND for v in values]
+    except TypeError:  # a naive datetime (or no datetime): polars decides
+        return values
+    return pl.Series(micros, dtype=pl.Int64).cast(UTC_TIME)
+
+
 def _frame(rows: Iterable[Mapping[str, Any]], schema: pl.Schema) -> pl.DataFrame:
     # Column by column: polars building a frame from one dict a row took a third of
     # recording a migration's batch (issue 14).
     listed = rows if isinstance(rows, list) else list(rows)
+    return frame_of({name: [row.get(name) for row in listed] for name in schema.names()}, schema)
+
+
+def frame_of(columns: Mapping[str, list[Any]], schema: pl.Schema) -> pl.DataFrame:
+    """A frame of ``schema`` from one list per column (its datetimes by :func:`utc_column`)."""
     return pl.DataFrame(
-        {name: [row.get(name) for row in listed] for name in schema.names()}, schema=schema
+        {
+            name: utc_column(values) if schema[name] == UTC_TIME else values
+            for name, values in columns.items()
+        },
+        schema=schema,
     )
 
 
