@@ -13,10 +13,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime, timedelta
+from itertools import accumulate, chain
 from typing import Any, TypedDict
 
 import orjson
 import polars as pl
+import pyarrow as pa
 
 from transforms.merge import FieldChange
 
@@ -164,6 +166,24 @@ def utc_column(values: list[Any]) -> pl.Series | list[Any]:
     return pl.Series(micros, dtype=pl.Int64).cast(UTC_TIME)
 
 
+_TEXT_LIST = pl.List(_TEXT)
+
+
+def text_list_column(values: list[Any]) -> pl.Series | list[Any]:
+    """Lists of strings as a ``List(String)`` series, built from one flat array and offsets
+    (Arrow): polars converting 500 Python lists took ~1 ms, this 0.3 ms (measured here; an
+    outcome row has two such columns). A null, or anything but strings, is returned as it
+    is, for polars' own conversion."""
+    try:
+        if any(v is None for v in values):
+            return values
+        offsets = pa.array([0, *accumulate(map(len, values))], pa.int64())
+        flat = pa.array(list(chain.from_iterable(values)), pa.large_string())
+    except (TypeError, pa.ArrowException):
+        return values
+    return pl.Series(pa.LargeListArray.from_arrays(offsets, flat)).cast(_TEXT_LIST)
+
+
 def _frame(rows: Iterable[Mapping[str, Any]], schema: pl.Schema) -> pl.DataFrame:
     # Column by column: polars building a frame from one dict a row took a third of
     # recording a migration's batch (issue 14).
@@ -173,9 +193,10 @@ def _frame(rows: Iterable[Mapping[str, Any]], schema: pl.Schema) -> pl.DataFrame
 
 def frame_of(columns: Mapping[str, list[Any]], schema: pl.Schema) -> pl.DataFrame:
     """A frame of ``schema`` from one list per column (its datetimes by :func:`utc_column`)."""
+    converters = {UTC_TIME: utc_column, _TEXT_LIST: text_list_column}
     return pl.DataFrame(
         {
-            name: utc_column(values) if schema[name] == UTC_TIME else values
+            name: converters[schema[name]](values) if schema[name] in converters else values
             for name, values in columns.items()
         },
         schema=schema,

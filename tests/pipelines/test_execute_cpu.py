@@ -4,7 +4,8 @@
   number of workers, the outcomes, snapshot rows, deletes and changes are those of one task
   per row (``workers`` at least the number of rows), and a refusal still leaves the rows not
   sent without an outcome, for :func:`pipelines.halted.settle_unfinished` to close.
-- Times are framed through integers: the same column as polars' own conversion.
+- Times are framed through integers, lists of field names through Arrow: the same columns as
+  polars' own conversion.
 - The heap frozen before the first batch is thawed when the run closes.
 """
 
@@ -29,6 +30,7 @@ from pipelines.state.frames import (
     UTC_TIME,
     frame_of,
     outcomes_frame,
+    text_list_column,
     utc_column,
 )
 from tests.pipelines.test_executor import FakeVerifone, person, row
@@ -198,3 +200,19 @@ def test_the_heap_frozen_for_sending_is_thawed_when_the_run_closes(tmp_path: Any
     finally:
         gc.unfreeze()
         run.store.close()
+
+
+FIELD = st.text(max_size=12)
+
+
+@given(values=st.lists(st.lists(FIELD, max_size=4), max_size=30))
+def test_text_lists_framed_through_arrow_equal_polars_own(values: list[list[str]]) -> None:
+    ours = text_list_column(values)
+    assert isinstance(ours, pl.Series)
+    assert ours.dtype == pl.List(pl.String)
+    assert ours.to_list() == pl.Series(values, dtype=pl.List(pl.String)).to_list()
+
+
+@given(values=st.lists(st.one_of(st.none(), st.lists(st.integers(), min_size=1)), min_size=1))
+def test_lists_with_nulls_or_other_values_are_left_to_polars(values: list[Any]) -> None:
+    assert text_list_column(values) is values
