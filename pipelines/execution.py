@@ -32,6 +32,7 @@ async def _execute_batch(run: Run, batch_no: int) -> None:
     if not rows:
         return
     executor = run.executor()
+    run.freeze_heap()
     run.store.open_journal(run.run_id, run.spec.target, [r.plan_id for r in rows])
     run.release_for_readers()  # readers may open the file while the batch is sent
     started = time.monotonic()

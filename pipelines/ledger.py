@@ -21,6 +21,7 @@ from pipelines.batch import BatchResult
 from pipelines.state.frames import (
     CALLS_SCHEMA,
     CallRow,
+    frame_of,
     outcomes_frame,
     snapshot_frame,
 )
@@ -59,9 +60,9 @@ def calls_of(calls: Sequence[CallRecord]) -> pl.DataFrame:
     """The ``calls`` rows of ``calls`` (:func:`call_row`'s, built a column at a time: a dict
     a call took a fifth of recording a migration's batch, issue 14)."""
     columns = {name: [getattr(c, attr) for c in calls] for name, attr in _CALL_ATTRIBUTES.items()}
-    return pl.DataFrame(
+    return frame_of(
         {name: columns.get(name, [None] * len(calls)) for name in CALLS_SCHEMA.names()},
-        schema=CALLS_SCHEMA,
+        CALLS_SCHEMA,
     )
 
 

@@ -13,10 +13,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime, timedelta
+from itertools import accumulate, chain
 from typing import Any, TypedDict
 
 import orjson
 import polars as pl
+import pyarrow as pa
 
 from transforms.merge import FieldChange
 
@@ -152,12 +154,52 @@ class SnapshotRow(TypedDict):
     content_key: int
 
 
+def utc_column(values: list[Any]) -> pl.Series | list[Any]:
+    """Aware datetimes (or nulls) as a :data:`UTC_TIME` series, through integers: polars
+    converts 10,000 datetime objects in 40 ms, as many integers in 0.3 ms (measured here), a
+    fifth of recording a migration's batch (issue 14). Anything else (a naive datetime) is
+    returned as it is, for polars' own conversion."""
+    try:
+        micros = [None if v is None else (v - _EPOCH) // _MICROSECOND for v in values]
+    except TypeError:  # a naive datetime (or no datetime): polars decides
+        return values
+    return pl.Series(micros, dtype=pl.Int64).cast(UTC_TIME)
+
+
+_TEXT_LIST = pl.List(_TEXT)
+
+
+def text_list_column(values: list[Any]) -> pl.Series | list[Any]:
+    """Lists of strings as a ``List(String)`` series, built from one flat array and offsets
+    (Arrow): polars converting 500 Python lists took ~1 ms, this 0.3 ms (measured here; an
+    outcome row has two such columns). A null, or anything but strings, is returned as it
+    is, for polars' own conversion."""
+    try:
+        if any(v is None for v in values):
+            return values
+        offsets = pa.array([0, *accumulate(map(len, values))], pa.int64())
+        flat = pa.array(list(chain.from_iterable(values)), pa.large_string())
+    except (TypeError, pa.ArrowException):
+        return values
+    return pl.Series(pa.LargeListArray.from_arrays(offsets, flat)).cast(_TEXT_LIST)
+
+
 def _frame(rows: Iterable[Mapping[str, Any]], schema: pl.Schema) -> pl.DataFrame:
     # Column by column: polars building a frame from one dict a row took a third of
     # recording a migration's batch (issue 14).
     listed = rows if isinstance(rows, list) else list(rows)
+    return frame_of({name: [row.get(name) for row in listed] for name in schema.names()}, schema)
+
+
+def frame_of(columns: Mapping[str, list[Any]], schema: pl.Schema) -> pl.DataFrame:
+    """A frame of ``schema`` from one list per column (its datetimes by :func:`utc_column`)."""
+    converters = {UTC_TIME: utc_column, _TEXT_LIST: text_list_column}
     return pl.DataFrame(
-        {name: [row.get(name) for row in listed] for name in schema.names()}, schema=schema
+        {
+            name: converters[schema[name]](values) if schema[name] in converters else values
+            for name, values in columns.items()
+        },
+        schema=schema,
     )
 
 
