@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import tempfile
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -46,8 +47,17 @@ def plan(run: Run) -> int:
 
 
 def _make_plan(run: Run) -> int:
+    # A CSV extract is parsed into Parquet here, read a slice at a time, then removed.
+    with tempfile.TemporaryDirectory(prefix="custsync-extract-") as spool:
+        counts = _store_plan(run, Path(spool))
+    return use_stored_plan(run, counts, warn=True)
+
+
+def _store_plan(run: Run, spool: Path) -> PlanCounts:
+    """Read, validate, diff; store the rejects and the plan; the counts the guards read."""
     spec, target = run.spec, run.spec.target
-    extract = read_extract(_paths(run), mapping=Path(spec.mapping) if spec.mapping else None)
+    mapping = Path(spec.mapping) if spec.mapping else None
+    extract = read_extract(_paths(run), mapping=mapping, spool=spool)
     for warning in extract.warnings:
         log.warning("%s", warning)
     run.record_inputs(_facts(run, extract, "customers"))
@@ -105,7 +115,7 @@ def _make_plan(run: Run) -> int:
     # before the plan is read back.
     del extract, snapshot, planned
     run.store.release()
-    return use_stored_plan(run, counts, warn=True)
+    return counts
 
 
 def _drop_plan(run: Run) -> None:
