@@ -290,8 +290,14 @@ def _csv_error(exc: duckdb.Error, path: Path) -> ExtractError:
 
 
 def _read_csv(
-    path: Path, chosen: Mapping[str, str], header: Sequence[str], delimiter: str
-) -> pl.DataFrame:
+    path: Path,
+    chosen: Mapping[str, str],
+    header: Sequence[str],
+    delimiter: str,
+    spool: Path | None = None,
+) -> tuple[pl.LazyFrame, int]:
+    """The CSV file's chosen columns and its number of data rows: held in memory, or, with a
+    ``spool`` directory, parsed into a Parquet file there and scanned lazily."""
     # Columns are addressed by position: header names may need quoting, differ from the
     # file by the trimming done here, or be empty.
     columns = {f"c{i}": "VARCHAR" for i in range(len(header))}
@@ -308,12 +314,18 @@ def _read_csv(
         try:
             relation = con.sql(query, params={"path": str(path), "delim": delimiter})
             assert relation is not None
+            if spool is not None:
+                # Parsed as strictly, written a row group at a time: the plan stage reads it
+                # a slice at a time instead of holding the whole extract (issue 14).
+                out = spool / f"extract-{sum(1 for _ in spool.iterdir())}.parquet"
+                relation.write_parquet(str(out))
+                return pl.scan_parquet(out), _parquet_rows(out)
             table = relation.to_arrow_table()
         except duckdb.Error as exc:
             raise _csv_error(exc, path) from exc
     frame = pl.from_arrow(table)
     assert isinstance(frame, pl.DataFrame)
-    return frame
+    return frame.lazy(), frame.height
 
 
 def _parquet_schema(path: Path) -> tuple[list[str], pl.Schema]:
@@ -383,14 +395,15 @@ def _read_file(
     wanted: Sequence[str],
     required: Sequence[str],
     warnings: list[str],
+    spool: Path | None = None,
 ) -> tuple[pl.LazyFrame, int]:
-    """The file's wanted columns (lazily for Parquet) and its number of data rows."""
+    """The file's wanted columns (lazily for Parquet, and for CSV with a ``spool``) and its
+    number of data rows."""
     delimiter = mapping.delimiter if mapping else ","
     if _kind(path) == "csv":
         names = _csv_header(path, delimiter)
         chosen = _select(names, path, mapping, wanted, required, warnings)
-        parsed = _read_csv(path, chosen, names, delimiter)
-        frame, rows = parsed.lazy(), parsed.height
+        frame, rows = _read_csv(path, chosen, names, delimiter, spool)
     else:
         names, schema = _parquet_schema(path)
         chosen = _select(names, path, mapping, wanted, required, warnings)
@@ -410,7 +423,9 @@ def _parquet_rows(path: Path) -> int:
         raise ExtractError(f"not a readable Parquet file ({_first_line(exc)})", file=path) from exc
 
 
-def read_extract(paths: Sequence[str | Path], *, mapping: Path | None = None) -> ExtractResult:
+def read_extract(
+    paths: Sequence[str | Path], *, mapping: Path | None = None, spool: Path | None = None
+) -> ExtractResult:
     """Read one or more extract files (globs allowed) into the canonical format.
 
     ``mapping`` is a column-mapping TOML renaming a CRM's own columns. Extra columns are
@@ -418,12 +433,17 @@ def read_extract(paths: Sequence[str | Path], *, mapping: Path | None = None) ->
     row or a file that is not UTF-8 raise :class:`ExtractError` naming file, line or column.
     CSV files are parsed here (so that every such error surfaces now, not at collect time);
     Parquet files are scanned lazily after their schema is checked.
+
+    ``spool``: a directory the caller owns and removes once done with the frame. Each CSV
+    file is then parsed into a Parquet file there and scanned lazily like one, so that a
+    caller reading the extract a slice at a time (the plan stage) never holds it whole;
+    without it a CSV extract is held in memory.
     """
     files = expand_paths(paths)
     column_mapping = load_mapping(mapping) if mapping is not None else None
     warnings: list[str] = []
     read = [
-        _read_file(path, column_mapping, CANONICAL_COLUMNS, REQUIRED_COLUMNS, warnings)
+        _read_file(path, column_mapping, CANONICAL_COLUMNS, REQUIRED_COLUMNS, warnings, spool)
         for path in files
     ]
     frames = [frame for frame, _rows in read]

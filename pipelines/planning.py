@@ -1,17 +1,22 @@
 """The plan stage: read, validate, diff; store the rejects and the plan before anything is sent.
 
 One streaming pass of :func:`transforms.planner.build_plan` over the extract and the target's
-snapshot, plus the explicit instrument deactivations. The stored plan (remote ids and merge
-bases filled in by the store) is what the run executes: :meth:`pipelines.run.Run.use_plan`.
+snapshot, plus the explicit instrument deactivations. The plan and the rejects are stored a
+part at a time as they are built: the plan stage holds a part, never the plan (issue 14). The
+stored plan (remote ids and merge bases filled in by the store) is what the run executes:
+:meth:`pipelines.run.Run.use_plan`.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import tempfile
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import polars as pl
 
 from pipelines.arrivals import known_hashes
@@ -19,12 +24,18 @@ from pipelines.extract import ExtractResult, read_extract, read_instrument_files
 from pipelines.instruments import plan_deactivations
 from pipelines.provenance import file_facts
 from pipelines.run import Run
-from pipelines.state.store import DIFF_COLUMNS
+from pipelines.state.store import DIFF_COLUMNS, StateError
 from pipelines.stored_plan import WINDOW_ROWS, PlanCounts, StoredPlan
+from transforms.diff import PLAN_SCHEMA
 from transforms.planner import build_plan
-from transforms.twins import find_twins
 
 log = logging.getLogger("custsync")
+_EMPTY_PLAN = pl.DataFrame(schema=PLAN_SCHEMA)
+DUCKDB_PLAN_MEMORY = "64MB"
+"""DuckDB's memory limit while the plan is written and read back (until the state file is
+next released): at 400,000 customers it otherwise grew by ~550 MB, the plan's parts and the
+sort of :meth:`~pipelines.state.plan.Plan.plan_starts` (issue 14). What exceeds it spills to
+a temporary file beside the state file."""
 
 
 def plan(run: Run) -> int:
@@ -36,16 +47,34 @@ def plan(run: Run) -> int:
 
 
 def _make_plan(run: Run) -> int:
+    # A CSV extract is parsed into Parquet here, read a slice at a time, then removed.
+    with tempfile.TemporaryDirectory(prefix="custsync-extract-") as spool:
+        counts = _store_plan(run, Path(spool))
+    return use_stored_plan(run, counts, warn=True)
+
+
+def _store_plan(run: Run, spool: Path) -> PlanCounts:
+    """Read, validate, diff; store the rejects and the plan; the counts the guards read."""
     spec, target = run.spec, run.spec.target
-    extract = read_extract(_paths(run), mapping=Path(spec.mapping) if spec.mapping else None)
+    mapping = Path(spec.mapping) if spec.mapping else None
+    extract = read_extract(_paths(run), mapping=mapping, spool=spool)
     for warning in extract.warnings:
         log.warning("%s", warning)
     run.record_inputs(_facts(run, extract, "customers"))
     snapshot = run.store.snapshot(target, columns=DIFF_COLUMNS)
     snapshot_active = snapshot.filter(pl.col("status") == "active").height
-    # One streaming pass: normalise, validate, map, hash, diff (rejected keys are never
-    # planned for deletion). Remote ids and merge bases are filled in when the plan is
-    # stored, so the run executes from the stored plan.
+    failures, forgotten = run.store.failures(target), run.store.forgotten_keys(target)
+    # Read whole above; from here DuckDB keeps at most this much of what it writes and sorts
+    # (it spills the rest): left alone, it kept every part of a migration's plan written
+    # (~500 bytes a customer) until the file was released.
+    run.store.cap_memory(DUCKDB_PLAN_MEMORY)
+    if spec.dry_run:
+        # What `custsync apply` checks: the snapshot this plan was made against is unchanged.
+        run.store.record_fingerprint(run.run_id, run.store.snapshot_fingerprint(target))
+    # One streaming pass: normalise, validate, map, hash and diff (rejected keys are never
+    # planned for deletion); then the plan and the rejects are stored a part at a time as
+    # they are built, never held whole (issue 14). Remote ids and merge bases are filled in
+    # when the plan is stored, so the run executes from the stored plan.
     try:
         planned = build_plan(
             extract.frame,
@@ -53,37 +82,47 @@ def _make_plan(run: Run) -> int:
             target=target,
             mode=spec.mode,
             constants=run.settings.constants(target),
-            failures=run.store.failures(target),
+            failures=failures,
             quarantine_after=run.settings.quarantine_after,
-            forgotten=run.store.forgotten_keys(target),
+            forgotten=forgotten,
+            on_plan=lambda part: run.store.write_plan(run.run_id, target, part),
+            on_rejects=lambda part: run.store.write_rejects(run.run_id, target, part),
         )
+        counts = PlanCounts(
+            extract_rows=planned.extract_rows,
+            valid_rows=planned.valid_rows,
+            unchanged=planned.unchanged,
+            snapshot_active=snapshot_active,
+        )
+        # The counts stand from here even when storing the plan fails (e.g. a bad instruments
+        # file): the summary reports the rows the diff found unchanged.
+        run.use_plan(StoredPlan(counts=counts))
+        if spec.instruments:  # a landing-folder run reads what the folder holds today, maybe none
+            rows = _instrument_rows(run)
+            run.store.write_plan(
+                run.run_id, target, pl.concat([_EMPTY_PLAN, rows], how="diagonal_relaxed")
+            )
     except pl.exceptions.PolarsError:
+        _drop_plan(run)
         extract.check_readable()  # a damaged Parquet file is bad input: ExtractError
         raise  # every file decodes: not the input's fault
-    if spec.dry_run:
-        # What `custsync apply` checks: the snapshot this plan was made against is unchanged.
-        run.store.record_fingerprint(run.run_id, run.store.snapshot_fingerprint(target))
-    run.store.write_rejects(run.run_id, target, planned.rejects)
-    counts = PlanCounts(
-        extract_rows=planned.extract_rows,
-        valid_rows=planned.valid_rows,
-        unchanged=planned.unchanged,
-        snapshot_active=snapshot_active,
-    )
-    # The counts stand from here even when storing the plan fails (e.g. a bad instruments
-    # file): the summary reports the rows the diff found unchanged.
-    run.use_plan(StoredPlan(counts=counts))
-    actions = planned.plan
-    if spec.instruments:  # a landing-folder run reads what the folder holds today, maybe none
-        actions = pl.concat([actions, _instrument_rows(run)], how="diagonal_relaxed")
-    run.store.write_plan(run.run_id, target, actions)
+    except BaseException:
+        _drop_plan(run)
+        raise
     # A dry run's plan keeps its merge bases (the "old" of `report --plan`, and what an apply
     # merges with) when the snapshot moves on: Run.finish stores them (Plan.keep_bases).
-    # The extract, the diff's frames and DuckDB's buffers of the write are done with: freed
-    # before the plan is read back, so a migration's peak is not all of them at once.
-    del extract, snapshot, planned, actions
+    # The extract, the diff's frames and DuckDB's buffers of the writes are done with: freed
+    # before the plan is read back.
+    del extract, snapshot, planned
     run.store.release()
-    return use_stored_plan(run, counts, warn=True)
+    return counts
+
+
+def _drop_plan(run: Run) -> None:
+    """A run stopped while planning stores no plan (its rejects stay: they were found). The
+    error that stopped it is the one to report, not a second one from the state file."""
+    with contextlib.suppress(duckdb.Error, StateError):
+        run.store.drop_plan(run.run_id)
 
 
 def use_stored_plan(run: Run, counts: PlanCounts, *, warn: bool = False) -> int:
@@ -94,7 +133,8 @@ def use_stored_plan(run: Run, counts: PlanCounts, *, warn: bool = False) -> int:
     Only where each batch starts is kept: each batch's rows are read when it is sent.
     """
     target, run_id, store = run.spec.target, run.run_id, run.store
-    twins = find_twins(store.plan_creates(run_id), target=target)
+    store.cap_memory(DUCKDB_PLAN_MEMORY)  # this connection's: the sort of plan_starts spills
+    twins = store.plan_twins(run_id, target)
     if twins and warn:
         log.warning(
             "%d planned create(s) have the same content as another: sent one at a time",

@@ -13,10 +13,12 @@ from __future__ import annotations
 
 import polars as pl
 
+from connectors.providers.registry import describe
 from pipelines.state.base import StateBase
 from pipelines.state.publish import run_changed
 from transforms.actions import BASED_ACTIONS
 from transforms.diff import PLAN_SCHEMA
+from transforms.twins import Twins
 
 BASED = ", ".join(f"'{action}'" for action in BASED_ACTIONS)
 """SQL: the actions whose plan row has a ``base_payload`` (a list for ``IN (...)``)."""
@@ -226,6 +228,45 @@ class Plan(StateBase):
             """,
             {"run_id": run_id},
         )
+
+    def cap_memory(self, limit: str) -> None:
+        """Limit DuckDB's memory (``limit`` as DuckDB spells it, e.g. ``"64MB"``) until the
+        connection is next released (:meth:`~pipelines.state.store.StateStore.release`): a
+        connection opened again has DuckDB's default (80 % of the machine's memory)."""
+        self._run(f"SET memory_limit = '{limit}'")
+
+    def plan_twins(self, run_id: str, target: str) -> Twins:
+        """The twins of the run's planned creates, found in the state file: what
+        :func:`transforms.twins.find_twins` finds in :meth:`plan_creates` (a test checks it),
+        without reading every create (a migration's are all its customers: issue 14).
+
+        Creates with the same content key (or, lacking one, the same payload) are twins; a
+        group's label is its lowest ``external_id``. Client-chosen ids (SumUp) have none.
+        """
+        if describe(target).client_id is not None:
+            return Twins()
+        rows = self._run(
+            """
+            WITH c AS (
+                SELECT external_id,
+                       coalesce(CAST(content_key AS VARCHAR), payload) AS twin
+                FROM plan WHERE run_id = $run_id AND action = 'create'
+            ),
+            doubled AS (
+                SELECT twin, min(external_id) AS label FROM c WHERE twin IS NOT NULL
+                GROUP BY twin HAVING count(*) > 1
+            )
+            SELECT c.external_id, d.label FROM c JOIN doubled d USING (twin)
+            """,
+            {"run_id": run_id},
+        )
+        return Twins(group_of={str(key): str(label) for key, label in rows})
+
+    def drop_plan(self, run_id: str) -> None:
+        """Delete the run's plan rows: a run stopped while planning stores no plan (its
+        parts are stored as they are built)."""
+        with self.transaction():
+            self._run("DELETE FROM plan WHERE run_id = $run_id", {"run_id": run_id})
 
     def planned_count(self, run_id: str, action: str | None = None) -> int:
         """How many rows the run's plan has (of ``action`` only, when given)."""

@@ -11,6 +11,8 @@
    then of the same extract with ``--updated`` of them changed (bulk fetch + merge + post).
    Each run is a fresh ``custsync`` process, watched from outside: wall, calls/s, CPU seconds
    per record and peak RSS of the process and all its children, state-file bytes per customer.
+   Before them, a dry run of the migration on a state file of its own: the plan stage's
+   peak RSS alone (``plan_stage``).
 3. ``--profile DIR``: each run under pyinstrument (its HTML and text in DIR); slower, no figures.
 
 Prints progress on stderr; the last line of stdout is one JSON object (ratios first).
@@ -170,6 +172,18 @@ def one_size(
     common = ["--target", "verifone", "--mode", "mirror", "--rate", "0"]
     common += ["--concurrency", str(concurrency)]
     out: dict[str, Any] = {}
+    # The plan stage alone: a dry run of the migration on a state file of its own (its plan
+    # would count in the real one's bytes), watched the same way.
+    dry_state = work / f"state-{mode}-{rows}-dry.duckdb"
+    _summary, dry = custsync(
+        ["sync", str(create_path), *common, "--dry-run"], {**env, "CUSTSYNC_STATE": str(dry_state)}
+    )
+    dry_state.unlink()
+    out["plan_stage"] = {
+        "peak_rss_mb": round(dry["peak_rss_mb"], 1),
+        "wall_s": round(dry["wall_s"], 2),
+    }
+    log(f"  {mode} {rows} plan stage (dry run): {json.dumps(out['plan_stage'])}")
     for phase, path in (("create", create_path), ("update", update_path)):
         prof = profile / f"{mode}-{rows}-{phase}.txt" if profile is not None else None
         summary, m = custsync(["sync", str(path), *common], run_env, prof)
@@ -257,6 +271,11 @@ def main() -> None:
     figures: dict[str, Any] = {
         f"rss_ratio_{large // 1000}k_vs_{small // 1000}k": round(
             at_large["create"]["peak_rss_mb"] / results[first_mode][small]["create"]["peak_rss_mb"],
+            3,
+        ),
+        f"plan_rss_ratio_{large // 1000}k_vs_{small // 1000}k": round(
+            at_large["plan_stage"]["peak_rss_mb"]
+            / results[first_mode][small]["plan_stage"]["peak_rss_mb"],
             3,
         ),
         "create_vs_connector": vs("create", "calls_per_s_execute"),
