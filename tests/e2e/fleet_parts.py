@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import os
 import re
-import signal
 import subprocess
 from collections.abc import Coroutine, Iterator
 from pathlib import Path
@@ -24,7 +23,14 @@ from typing import Any, TypeVar
 import pytest
 
 from connectors.sandbox.server import SandboxServer
-from pipelines.fleet_demo import REPO, WORKER_ENV, deploy, prefect_bin, worker_command
+from pipelines.fleet_demo import (
+    REPO,
+    WORKER_ENV,
+    deploy,
+    prefect_bin,
+    stop_group,
+    worker_command,
+)
 from tests.e2e.prefect_server import PrefectServer
 
 __all__ = ["Worker", "cli_env", "fleet_server", "prefect_bin", "run_ok", "statuses", "with_api"]
@@ -80,14 +86,8 @@ class Worker:
 
     def __exit__(self, *exc: object) -> None:
         process, self.process = self.process, None
-        if process is None or process.poll() is not None:
-            return
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait(timeout=10)
+        if process is not None:
+            stop_group(process)
 
     def submitted(self) -> set[str]:
         """The ids of the flow runs this worker says (in its log) it submitted."""
