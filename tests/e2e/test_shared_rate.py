@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
@@ -55,8 +56,14 @@ api_key = "{ref_south}"
 """
 
 CHILD = """
-import asyncio, sys
+import asyncio, pathlib, sys, time
 from pipelines.flows.tenant import tenant_sync_flow
+# A barrier: both children start their runs once both have imported (a loaded machine may take
+# seconds longer for one import than the other, and the runs must overlap to share anything).
+folder = pathlib.Path(sys.argv[1]).parent
+(folder / f"ready-{sys.argv[2]}").touch()
+while not (folder / "go").exists():
+    time.sleep(0.05)
 asyncio.run(tenant_sync_flow(tenants_file=sys.argv[1], tenant=sys.argv[2], target="sumup",
                              return_state=True))
 """
@@ -96,6 +103,13 @@ def _two_runs_at_once(
         )
         for tenant in ("north", "south")
     ]
+    deadline = time.monotonic() + 120
+    while not all((tmp / f"ready-{t}").exists() for t in ("north", "south")):
+        assert time.monotonic() < deadline and all(c.poll() is None for c in children), [
+            c.poll() for c in children
+        ]
+        time.sleep(0.05)
+    (tmp / "go").touch()
     outputs = [child.communicate(timeout=240)[0].decode(errors="replace") for child in children]
     for child, out in zip(children, outputs, strict=True):
         assert child.returncode == 0, out[-3000:]
