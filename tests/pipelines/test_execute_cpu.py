@@ -193,8 +193,11 @@ def test_the_heap_frozen_for_sending_is_thawed_when_the_run_closes(tmp_path: Any
         run.freeze_heap()
         frozen = gc.get_freeze_count()
         assert frozen > 0
-        run.freeze_heap()  # once per run
-        assert gc.get_freeze_count() == frozen
+        # Once per run: a second call freezes nothing new. (Frozen objects that die leave the
+        # count, so it may fall; 10,000 new live containers would raise it if frozen.)
+        alive = [[] for _ in range(10_000)]
+        run.freeze_heap()
+        assert gc.get_freeze_count() <= frozen, (gc.get_freeze_count(), frozen, len(alive))
         asyncio.run(run.aclose())
         assert gc.get_freeze_count() == 0
     finally:
