@@ -95,9 +95,22 @@ class Publisher:
 
     def _next(self, run_id: str) -> int:
         with self._lock:
-            seq = self._seq.get(run_id, 0) + 1
+            if run_id not in self._seq:  # another process may have published this run before
+                self._seq[run_id] = self._published(run_id)
+            seq = self._seq[run_id] + 1
             self._seq[run_id] = seq
             return seq
+
+    def _published(self, run_id: str) -> int:
+        """The highest ``seq`` already on disk for ``run_id``, in any table (0: none)."""
+        seqs = [
+            int(p.name.removesuffix(".parquet").rsplit("-", 1)[1])
+            for table in TABLES
+            for p in partition(self.audit_dir, self.tenant, self.target, table).glob(
+                f"{run_id}-*.parquet"
+            )
+        ]
+        return max(seqs, default=0)
 
     def run(self, store: StateBase, run_id: str) -> Path | None:
         """Publish ``run_id``'s ``runs`` row as it stands in ``store`` (with its plan and

@@ -458,3 +458,20 @@ def test_a_publication_that_fails_is_logged_and_the_run_goes_on(
     warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
     assert warnings and all("not published" in w for w in warnings)
     assert audit_dir.read_text(encoding="utf-8") == "not a folder"
+
+
+def test_a_second_publisher_of_a_run_goes_on_after_the_first_ones_files(tmp_path: Path) -> None:
+    """A run published by one process and continued by another (a new :class:`Publisher`)
+    never overwrites nor loses a publication: numbering goes on from the files on disk."""
+    rows = pl.DataFrame({"plan_id": ["p1"], "status": [201]})
+    empty = pl.DataFrame()
+    first = Publisher(tmp_path, "acme", "sumup")
+    written = first.batch(None, "R1", calls=rows, outcomes=empty, changes=empty)  # type: ignore[arg-type]
+    again = Publisher(tmp_path, "acme", "sumup")
+    later = again.batch(None, "R1", calls=rows, outcomes=empty, changes=empty)  # type: ignore[arg-type]
+    other = again.batch(None, "R2", calls=rows, outcomes=empty, changes=empty)  # type: ignore[arg-type]
+    assert [p.name for p in written + later + other] == [
+        "R1-000001.parquet",
+        "R1-000002.parquet",
+        "R2-000001.parquet",
+    ]
