@@ -115,7 +115,9 @@ class Run:
         )
         settings.provider(spec.target)  # an unknown target: SettingsError, nothing recorded
         retention.cutoff(settings.retain_personal_days)  # a bad limit: SettingsError, the same
-        store = StateStore(settings.state, wait_s=settings.state_wait)
+        store = StateStore(
+            settings.state, wait_s=settings.state_wait, memory_limit=settings.state_memory_limit
+        )
         params = {
             k: v
             for k, v in spec.__dict__.items()

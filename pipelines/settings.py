@@ -8,6 +8,7 @@ logs, DuckDB or artifacts.
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
@@ -52,6 +53,11 @@ class Settings:
     state_wait: float = 60.0
     """Seconds a report (or a run reopening the state file between batches) waits for another
     process's hold on the state file before giving up (exit code 2)."""
+    state_memory_limit: str = "64MB"
+    """DuckDB's memory limit while a run holds the state file (its ``memory_limit``: what it
+    caches of the file, sorts and joins; the rest it spills to ``<state>.tmp``). Bounded, a
+    run's memory does not grow with the state file (issue 14). A size as DuckDB spells it
+    (``64MB``, ``1GiB``) or a share of the machine's memory (``10%``); at least 16 MB."""
     landing_settle_s: float = 1.0
     """A landing-folder file whose size or modification time changes within this many seconds
     is still being written: its night waits (:mod:`pipelines.landing`)."""
@@ -62,6 +68,9 @@ class Settings:
     at the end of every run (:mod:`pipelines.retention`); ``None``: kept (off)."""
     providers: Mapping[str, ProviderSettings] = field(default_factory=dict)
     """Provider name → its settings (a provider absent here has its defaults)."""
+
+    def __post_init__(self) -> None:
+        _check_memory_size("state_memory_limit", self.state_memory_limit)
 
     def with_overrides(self, **overrides: Any) -> Settings:
         """Return a copy with the given non-``None`` fields replaced."""
@@ -88,6 +97,28 @@ class Settings:
         given = {k: v for k, v in values.items() if v is not None}
         merged = {**self.providers, name: self.provider(name).replace(**given)}
         return replace(self, providers=merged)
+
+
+_MEMORY_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(%|[kmgt]i?b)\s*$", re.IGNORECASE)
+_MEMORY_UNIT = {"k": 1, "m": 2, "g": 3, "t": 4}
+_MEMORY_MIN = 16 * 10**6  # DuckDB fails to open a state file with much less
+
+
+def _check_memory_size(name: str, value: str) -> None:
+    """A memory size DuckDB's ``memory_limit`` takes and runs with, or :class:`SettingsError`."""
+    found = _MEMORY_SIZE.match(value)
+    if found is None:
+        raise SettingsError(
+            f"setting {name}: {value!r} is not a memory size (e.g. 64MB, 1GiB, 10%)"
+        )
+    number, unit = float(found.group(1)), found.group(2).lower()
+    if unit == "%":
+        if not 0 < number <= 100:
+            raise SettingsError(f"setting {name}: {value!r} is not a share between 0 and 100 %")
+        return
+    size = number * (1024 if "i" in unit else 1000) ** _MEMORY_UNIT[unit[0]]
+    if size < _MEMORY_MIN:
+        raise SettingsError(f"setting {name}: {value!r} is less than the 16 MB DuckDB needs")
 
 
 def _defaults(provider: Provider) -> ProviderSettings:

@@ -50,7 +50,7 @@ def connect(path: Path, *, read_only: bool, wait_s: float) -> duckdb.DuckDBPyCon
     pause = _FIRST_PAUSE_S
     while True:
         try:
-            return duckdb.connect(str(path), read_only=read_only)
+            return _attach(path, read_only=read_only)
         except duckdb.Error as exc:
             text = " ".join(str(exc).split())
             if "Conflicting lock" not in text:
@@ -61,6 +61,42 @@ def connect(path: Path, *, read_only: bool, wait_s: float) -> duckdb.DuckDBPyCon
                 raise LockedError(path, int(holder.group(1)) if holder else None, wait_s) from exc
         time.sleep(min(pause, left))
         pause = min(pause * 2, _LONGEST_PAUSE_S)
+
+
+ROW_GROUP_ROWS = 16_384
+"""Rows per DuckDB row group in a state file (DuckDB's default is 122,880).
+
+A run commits a batch at a time and closes the file every few seconds, so each table grows by
+small row groups that DuckDB's checkpoint merges ("vacuum"). Merging into a default-sized group
+recompressed up to 122,880 rows of each table at once, and at the boundaries the rows of every
+table a batch writes at the same moment: a spike of ~300 MB over a 225 MB run at 400,000
+customers (one close, 0.2 s), and the biggest share of a migration's peak memory. At this size
+the spike stays under ~20 MB and the file is no bigger (measured: 5 tables of 500,000 rows
+appended 2,000 at a time, 163 MB peak instead of 265 MB, 124 MB of file instead of 131 MB).
+DuckDB does not store the setting in the file: it holds for as long as a connection that gave
+it has the file open, so every connection custsync makes gives it (:func:`connect`)."""
+
+
+def _attach(path: Path, *, read_only: bool) -> duckdb.DuckDBPyConnection:
+    """An in-memory DuckDB with the state file attached as ``state`` and in use: the way a
+    row group size is given (``duckdb.connect(path)`` has no such option). What DuckDB spills
+    goes beside the state file (``<state>.tmp``), as with a file opened directly, not into the
+    working directory (an in-memory database's default)."""
+    con = duckdb.connect()
+    try:
+        options = f"ROW_GROUP_SIZE {ROW_GROUP_ROWS}" + (", READ_ONLY" if read_only else "")
+        con.execute(f"SET temp_directory = {_quote(str(path) + '.tmp')}")
+        con.execute(f"ATTACH {_quote(str(path))} AS state ({options})")
+        con.execute("USE state")
+    except BaseException:
+        con.close()
+        raise
+    return con
+
+
+def _quote(text: str) -> str:
+    """``text`` as an SQL string literal (ATTACH and SET take no parameters)."""
+    return "'" + text.replace("'", "''") + "'"
 
 
 def sidecar(path: Path) -> Path:

@@ -229,12 +229,6 @@ class Plan(StateBase):
             {"run_id": run_id},
         )
 
-    def cap_memory(self, limit: str) -> None:
-        """Limit DuckDB's memory (``limit`` as DuckDB spells it, e.g. ``"64MB"``) until the
-        connection is next released (:meth:`~pipelines.state.store.StateStore.release`): a
-        connection opened again has DuckDB's default (80 % of the machine's memory)."""
-        self._run(f"SET memory_limit = '{limit}'")
-
     def plan_twins(self, run_id: str, target: str) -> Twins:
         """The twins of the run's planned creates, found in the state file: what
         :func:`transforms.twins.find_twins` finds in :meth:`plan_creates` (a test checks it),

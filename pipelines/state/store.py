@@ -64,11 +64,19 @@ class StateStore(Migrations, Runs, Snapshot, Plan, Journal, Privacy, AuditQuerie
     """
 
     def __init__(
-        self, path: str | Path, *, read_only: bool = False, wait_s: float = WAIT_S
+        self,
+        path: str | Path,
+        *,
+        read_only: bool = False,
+        wait_s: float = WAIT_S,
+        memory_limit: str | None = None,
     ) -> None:
         self.path = Path(path)
         self.read_only = read_only
         self.wait_s = wait_s  # for another process's hold on the file, at open and reopen
+        # DuckDB's memory_limit on every connection this store opens (None: DuckDB's default,
+        # 80 % of the machine). A run gives one: pipelines.run, Settings.state_memory_limit.
+        self.memory_limit = memory_limit
         if read_only and not self.path.exists():
             raise StateError(f"{self.path}: no state file here yet")
         if not read_only:
@@ -106,6 +114,8 @@ class StateStore(Migrations, Runs, Snapshot, Plan, Journal, Privacy, AuditQuerie
             raise StateError(open_error(self.path, exc)) from exc
         try:
             con.execute("SET TimeZone = 'UTC'").fetchall()
+            if self.memory_limit is not None:
+                con.execute(f"SET memory_limit = '{self.memory_limit}'").fetchall()
         except BaseException:
             con.close()
             raise
@@ -123,6 +133,13 @@ class StateStore(Migrations, Runs, Snapshot, Plan, Journal, Privacy, AuditQuerie
         if self._con is not None:
             self._con.close()
             self._con = None
+
+    def checkpoint(self) -> None:
+        """Write what is committed into the file's blocks now. DuckDB does it when the file
+        is closed, compressing everything written since the last checkpoint at once: after a
+        400,000-customer plan that took ~290 MB above the run's memory for 0.2 s. A stage that
+        writes a large table a part at a time calls this after each part."""
+        self._run("CHECKPOINT")
 
     def close(self) -> None:
         """Close the connection and give the writer lock back (idempotent)."""
