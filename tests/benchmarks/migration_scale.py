@@ -209,6 +209,28 @@ def one_size(
     return out
 
 
+def ratios(runs: dict[int, Any], small: int, large: int, connector_cps: float) -> dict[str, float]:
+    """One mode's ratios: peak RSS at the largest size over the smallest (the create run, and
+    the plan stage alone), and calls/s at the largest size over the connector's."""
+    at_large, at_small = runs[large], runs[small]
+
+    def vs(phase: str, figure: str) -> float:
+        return round(at_large[phase][figure] / connector_cps, 3)
+
+    def rss(stage: str) -> float:
+        return round(at_large[stage]["peak_rss_mb"] / at_small[stage]["peak_rss_mb"], 3)
+
+    return {
+        f"rss_ratio_{large // 1000}k_vs_{small // 1000}k": rss("create"),
+        f"plan_rss_ratio_{large // 1000}k_vs_{small // 1000}k": rss("plan_stage"),
+        f"update_rss_ratio_{large // 1000}k_vs_{small // 1000}k": rss("update"),
+        "create_vs_connector": vs("create", "calls_per_s_execute"),
+        "update_vs_connector": vs("update", "calls_per_s_execute"),
+        "create_wall_vs_connector": vs("create", "calls_per_s_wall"),
+        "update_wall_vs_connector": vs("update", "calls_per_s_wall"),
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="50000,400000", help="customers, comma-separated")
@@ -263,28 +285,13 @@ def main() -> None:
 
     first_mode = modes[0]
     small, large = min(sizes), max(sizes)
-    at_large = results[first_mode][large]
-
-    def vs(phase: str, figure: str) -> float:
-        return round(at_large[phase][figure] / connector_cps, 3)
-
+    by_mode = {m: ratios(results[m], small, large, connector_cps) for m in modes}
     figures: dict[str, Any] = {
-        f"rss_ratio_{large // 1000}k_vs_{small // 1000}k": round(
-            at_large["create"]["peak_rss_mb"] / results[first_mode][small]["create"]["peak_rss_mb"],
-            3,
-        ),
-        f"plan_rss_ratio_{large // 1000}k_vs_{small // 1000}k": round(
-            at_large["plan_stage"]["peak_rss_mb"]
-            / results[first_mode][small]["plan_stage"]["peak_rss_mb"],
-            3,
-        ),
-        "create_vs_connector": vs("create", "calls_per_s_execute"),
-        "update_vs_connector": vs("update", "calls_per_s_execute"),
-        "create_wall_vs_connector": vs("create", "calls_per_s_wall"),
-        "update_wall_vs_connector": vs("update", "calls_per_s_wall"),
+        **by_mode[first_mode],
+        "ratios_by_mode": by_mode,
         "connector_calls_per_s": round(connector_cps, 1),
         "connector_cpu_ms_per_call": round(baseline["connector"]["cpu_ms_per_call"], 4),
-        "ratios_from": f"{first_mode} mode, {large} customers",
+        "ratios_from": f"{first_mode} mode, {large} customers (ratios_by_mode: each mode's)",
         "runs": {m: {str(k): v for k, v in r.items()} for m, r in results.items()},
         "concurrency": args.concurrency,
         "cpus": os.cpu_count(),
