@@ -1,7 +1,8 @@
 """Migration scale: memory and CPU of a one-off migration of many customers (issue 14).
 
     .venv/bin/python tests/benchmarks/migration_scale.py [--sizes 50000,400000]
-        [--modes local,prefect] [--updated 0.05] [--concurrency 16] [--profile DIR]
+        [--modes local,prefect] [--updated 0.05] [--concurrency 16] [--batch-size 500]
+        [--profile DIR]
 
 1. Starts the sandbox in its own process, unthrottled, and measures the connectors' own
    unthrottled calls/s there (``connector_throughput.py``'s measurement: the baseline).
@@ -163,6 +164,7 @@ def one_size(
     env: dict[str, str],
     updated: float,
     concurrency: int,
+    batch_size: int,
     profile: Path | None,
 ) -> dict[str, Any]:
     """Create ``rows`` customers, then update ``updated`` of them; the figures of both runs."""
@@ -170,7 +172,7 @@ def one_size(
     state = work / f"state-{mode}-{rows}.duckdb"
     run_env = {**env, "CUSTSYNC_STATE": str(state)}
     common = ["--target", "verifone", "--mode", "mirror", "--rate", "0"]
-    common += ["--concurrency", str(concurrency)]
+    common += ["--concurrency", str(concurrency), "--batch-size", str(batch_size)]
     out: dict[str, Any] = {}
     # The plan stage alone: a dry run of the migration on a state file of its own (its plan
     # would count in the real one's bytes), watched the same way.
@@ -237,6 +239,9 @@ def main() -> None:
     parser.add_argument("--modes", default="local,prefect", help="local and/or prefect")
     parser.add_argument("--updated", type=float, default=0.05, help="fraction updated")
     parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument(
+        "--batch-size", type=int, default=500, help="custsync's --batch-size (default: its own)"
+    )
     parser.add_argument("--baseline-calls", type=int, default=5_000)
     parser.add_argument("--profile", type=Path, default=None, help="pyinstrument text into DIR")
     args = parser.parse_args()
@@ -276,6 +281,7 @@ def main() -> None:
                         mode_env,
                         args.updated,
                         args.concurrency,
+                        args.batch_size,
                         args.profile,
                     )
         finally:
@@ -294,6 +300,7 @@ def main() -> None:
         "ratios_from": f"{first_mode} mode, {large} customers (ratios_by_mode: each mode's)",
         "runs": {m: {str(k): v for k, v in r.items()} for m, r in results.items()},
         "concurrency": args.concurrency,
+        "batch_size": args.batch_size,
         "cpus": os.cpu_count(),
         "loadavg_before": [round(x, 2) for x in load_before],
         "loadavg_after": [round(x, 2) for x in os.getloadavg()],

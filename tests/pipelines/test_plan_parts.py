@@ -13,6 +13,7 @@ import pytest
 from pipelines.exit_codes import ExitCode
 from pipelines.planning import plan
 from pipelines.run import Run, RunSpec
+from pipelines.state.store import StateStore
 from transforms import planner
 
 
@@ -88,3 +89,29 @@ def test_a_run_stopped_while_planning_stores_no_plan(
         asyncio.run(run.aclose())
         summary = run.finish(duration_s=0.0)
     assert summary["exit_code"] == ExitCode.BAD_INPUT
+
+
+def test_each_part_is_checkpointed_under_the_runs_memory_limit(
+    env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each stored part goes into the file's blocks at once (DuckDB never compresses the whole
+    plan at one close), and the run's DuckDB has its state_memory_limit on every connection."""
+    monkeypatch.setenv("CUSTSYNC_STATE_MEMORY_LIMIT", "80MiB")
+    monkeypatch.setattr(planner, "CHUNK_ROWS", 5)
+    wal_sizes: list[int] = []
+    limits: list[str] = []
+    real = StateStore.checkpoint
+
+    def watched(store: StateStore) -> None:
+        real(store)
+        wal = Path(f"{store.path}.wal")
+        wal_sizes.append(wal.stat().st_size if wal.exists() else 0)
+        limits.append(str(store.con.execute("SELECT current_setting('memory_limit')").fetchone()))
+
+    monkeypatch.setattr(StateStore, "checkpoint", watched)
+    spec = RunSpec(flow="sync", extract=(str(env),), target="verifone", dry_run=True)
+    rows, _rejects, _count, _run = _planned(spec)
+    assert rows.height == 22
+    assert len(wal_sizes) >= 22 // 5  # a part of plan rows (and one of rejects) at a time
+    assert set(wal_sizes) == {0}
+    assert set(limits) == {"('80.0 MiB',)"}
