@@ -8,15 +8,39 @@ each (migrations, runs, snapshot, plan, journal, ownership, audit reads), all su
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+import functools
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, Concatenate, ParamSpec, TypeVar
 
 import duckdb
 import polars as pl
 
 Params = Sequence[Any] | Mapping[str, Any]
 """Query parameters: a sequence for ``?`` placeholders, a mapping for ``$name`` ones."""
+
+P = ParamSpec("P")
+R = TypeVar("R")
+S = TypeVar("S", bound="StateBase")
+
+
+def adapts_memory(method: Callable[Concatenate[S, P], R]) -> Callable[Concatenate[S, P], R]:
+    """Run a store method again when DuckDB ran out of the memory it was given, if the store
+    could give it more (:meth:`StateBase._more_memory`). A run caps DuckDB's memory, but what
+    DuckDB cannot spill (index nodes a transaction changed, a join's build side) may need more
+    than the cap on some data: the run goes on with a higher cap instead of stopping. Only
+    methods whose every write is one transaction (rolled back by the failure) are decorated."""
+
+    @functools.wraps(method)
+    def again(self: S, /, *args: P.args, **kwargs: P.kwargs) -> R:
+        while True:
+            try:
+                return method(self, *args, **kwargs)
+            except duckdb.OutOfMemoryException as exc:
+                if self._in_transaction or not self._more_memory(exc):
+                    raise
+
+    return again
 
 
 class StateBase:
@@ -25,6 +49,7 @@ class StateBase:
     def __init__(self, con: duckdb.DuckDBPyConnection) -> None:
         self._con: duckdb.DuckDBPyConnection | None = con
         self._registered: list[str] = []
+        self._in_transaction = False
 
     @property
     def con(self) -> duckdb.DuckDBPyConnection:
@@ -36,10 +61,15 @@ class StateBase:
     def _reconnect(self) -> duckdb.DuckDBPyConnection:
         raise RuntimeError("the state store is closed")
 
+    def _more_memory(self, exc: duckdb.OutOfMemoryException) -> bool:
+        """Give DuckDB more memory after ``exc``; False when there is no more to give."""
+        return False
+
     @contextmanager
     def transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
         """Run a block in one transaction: all of it commits, or none of it."""
         self.con.begin()
+        self._in_transaction = True
         try:
             yield self.con
         except BaseException:
@@ -48,6 +78,7 @@ class StateBase:
         else:
             self.con.commit()
         finally:
+            self._in_transaction = False
             # Frames registered for the block go only now: DuckDB refuses to unregister
             # inside an aborted transaction, which would hide the error that aborted it.
             for name in self._registered:

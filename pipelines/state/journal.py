@@ -13,6 +13,7 @@ from typing import Any
 
 import polars as pl
 
+from pipelines.state.base import adapts_memory
 from pipelines.state.frames import CALLS_SCHEMA, CHANGES_SCHEMA, OUTCOMES_SCHEMA, SNAPSHOT_SCHEMA
 from pipelines.state.ownership import Ownership, refuse_outcomes
 from pipelines.state.plan import BASED, MERGE_BASE, SNAPSHOT_JOIN
@@ -24,6 +25,7 @@ class Journal(Ownership):
     """Opening intents, reading the pending ones, and recording a batch (which refuses an
     upsert of a remote id another key owns: :class:`~pipelines.state.ownership.Ownership`)."""
 
+    @adapts_memory
     def open_journal(self, run_id: str, target: str, plan_ids: Sequence[str]) -> None:
         """Record intents as ``pending`` and commit, before the batch's calls are made."""
         if not plan_ids:
@@ -37,6 +39,7 @@ class Journal(Ownership):
                 {"run_id": run_id, "target": target},
             )
 
+    @adapts_memory
     def pending_journal(self, target: str) -> pl.DataFrame:
         """Intents still pending (a crashed run's batch in flight), with their plan rows.
 
@@ -103,6 +106,35 @@ class Journal(Ownership):
         based = outcomes.filter(
             pl.col("plan_id").is_not_null() & pl.col("action").is_in(BASED_ACTIONS)
         ).select("plan_id", "external_id")
+        refused, outcomes = self._write_batch(
+            params,
+            calls=calls,
+            outcomes=outcomes,
+            changed=changed,
+            upserts=upserts,
+            deletes=deletes,
+            closing=closing,
+            based=based,
+        )
+        batch_committed(self, run_id, calls=calls, outcomes=outcomes, changes=changed)
+        return refused.height
+
+    @adapts_memory
+    def _write_batch(
+        self,
+        params: dict[str, str],
+        *,
+        calls: pl.DataFrame,
+        outcomes: pl.DataFrame,
+        changed: pl.DataFrame,
+        upserts: pl.DataFrame,
+        deletes: pl.DataFrame,
+        closing: pl.DataFrame,
+        based: pl.DataFrame,
+    ) -> tuple[pl.DataFrame, pl.DataFrame]:
+        """:meth:`record_batch`'s transaction (run again whole if DuckDB needed more memory);
+        the refused rows and the outcomes as recorded."""
+        target = params["target"]
         with self.transaction():
             refused = self._owned_elsewhere(target, upserts, deletes)
             if refused.height:
@@ -160,8 +192,7 @@ class Journal(Ownership):
                     " now(), $run_id, content_key FROM {batch}",
                     params,
                 )
-        batch_committed(self, run_id, calls=calls, outcomes=outcomes, changes=changed)
-        return refused.height
+        return refused, outcomes
 
 
 def _conform(frame: pl.DataFrame, schema: pl.Schema, params: Mapping[str, Any]) -> pl.DataFrame:

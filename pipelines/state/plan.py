@@ -14,7 +14,7 @@ from __future__ import annotations
 import polars as pl
 
 from connectors.providers.registry import describe
-from pipelines.state.base import StateBase
+from pipelines.state.base import StateBase, adapts_memory
 from pipelines.state.publish import run_changed
 from transforms.actions import BASED_ACTIONS
 from transforms.diff import PLAN_SCHEMA
@@ -67,6 +67,12 @@ class Plan(StateBase):
             "value",
             source_row.cast(pl.Int64).alias("source_row"),
         )
+        self._insert_rejects(run_id, target, frame)
+        run_changed(self, run_id)  # its planned / rejected counts (pipelines.state.publish)
+        return frame.height
+
+    @adapts_memory
+    def _insert_rejects(self, run_id: str, target: str, frame: pl.DataFrame) -> None:
         with self.transaction():
             self._insert(
                 frame,
@@ -74,8 +80,6 @@ class Plan(StateBase):
                 " value, source_row, now() FROM {batch}",
                 {"run_id": run_id, "target": target},
             )
-        run_changed(self, run_id)  # its planned / rejected counts (pipelines.state.publish)
-        return frame.height
 
     def write_plan(self, run_id: str, target: str, plan: pl.DataFrame) -> int:
         """Store a run's plan (:data:`transforms.diff.PLAN_SCHEMA`) before anything is sent.
@@ -99,6 +103,12 @@ class Plan(StateBase):
         )
         if frame.height == 0:
             return 0
+        self._insert_plan(run_id, target, frame)
+        run_changed(self, run_id)  # its planned / rejected counts (pipelines.state.publish)
+        return frame.height
+
+    @adapts_memory
+    def _insert_plan(self, run_id: str, target: str, frame: pl.DataFrame) -> None:
         with self.transaction():
             # Only the keys lacking a remote id are looked up, on the keys alone: joining the
             # snapshot's payloads here took most of the write at 10M rows.
@@ -126,8 +136,6 @@ class Plan(StateBase):
                 ),
                 {"run_id": run_id, "target": target},
             )
-        run_changed(self, run_id)  # its planned / rejected counts (pipelines.state.publish)
-        return frame.height
 
     def keep_bases(self, run_id: str, target: str) -> None:
         """Store the ``base_payload`` of the run's updates, closes and deletes that have none:
@@ -158,6 +166,7 @@ class Plan(StateBase):
         """
         return self.plan_rows(run_id)
 
+    @adapts_memory
     def plan_rows(
         self,
         run_id: str,
@@ -201,6 +210,7 @@ class Plan(StateBase):
         )
         return frame.sort("external_id", "action", "plan_id")
 
+    @adapts_memory
     def plan_starts(self, run_id: str, batch_size: int) -> list[tuple[str, str, str]]:
         """The key ``(external_id, action, plan_id)`` of the first row of each batch of
         ``batch_size`` rows of the run's plan, in plan order."""
@@ -229,6 +239,7 @@ class Plan(StateBase):
             {"run_id": run_id},
         )
 
+    @adapts_memory
     def plan_twins(self, run_id: str, target: str) -> Twins:
         """The twins of the run's planned creates, found in the state file: what
         :func:`transforms.twins.find_twins` finds in :meth:`plan_creates` (a test checks it),
@@ -262,6 +273,7 @@ class Plan(StateBase):
         with self.transaction():
             self._run("DELETE FROM plan WHERE run_id = $run_id", {"run_id": run_id})
 
+    @adapts_memory
     def planned_count(self, run_id: str, action: str | None = None) -> int:
         """How many rows the run's plan has (of ``action`` only, when given)."""
         rows = self._run(

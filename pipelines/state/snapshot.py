@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 import polars as pl
 
-from pipelines.state.base import StateBase
+from pipelines.state.base import StateBase, adapts_memory
 from transforms.actions import Action
 
 SNAPSHOT_COLUMNS = (
@@ -27,6 +27,7 @@ DIFF_COLUMNS = ("external_id", "content_key", "status")
 class Snapshot(StateBase):
     """Reads of the ``snapshot`` table and of earlier outcomes, for planning."""
 
+    @adapts_memory
     def snapshot(
         self, target: str, *, payloads: bool = True, columns: Sequence[str] | None = None
     ) -> pl.DataFrame:
@@ -48,6 +49,7 @@ class Snapshot(StateBase):
             {"target": target},
         )
 
+    @adapts_memory
     def failures(self, target: str) -> pl.DataFrame:
         """Keys whose latest outcome (``skipped`` aside) failed or was ambiguous.
 

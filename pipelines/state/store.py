@@ -18,6 +18,9 @@ repeating every signature to delegate it.
 
 from __future__ import annotations
 
+import logging
+import os
+import re
 from pathlib import Path
 from types import TracebackType
 
@@ -25,6 +28,7 @@ import duckdb
 
 from pipelines.state.access import WAIT_S, LockedError, WriterLock, connect
 from pipelines.state.applied import AppliedPlans
+from pipelines.state.base import adapts_memory
 from pipelines.state.journal import Journal
 from pipelines.state.migrations import (
     MIGRATIONS_DIR,
@@ -41,6 +45,10 @@ from pipelines.state.queries import AuditQueries
 from pipelines.state.runs import Runs, new_run_id
 from pipelines.state.snapshot import DIFF_COLUMNS, SNAPSHOT_COLUMNS, Snapshot
 from transforms.actions import MERGED_ACTIONS
+
+log = logging.getLogger("custsync")
+_SIZE = re.compile(r"([\d.]+)\s*([KMGT]?i?B|bytes)")
+_UNITS = {"B": 0, "bytes": 0, "KiB": 1, "MiB": 2, "GiB": 3, "TiB": 4}
 
 __all__ = [
     "DIFF_COLUMNS",
@@ -134,6 +142,30 @@ class StateStore(Migrations, Runs, Snapshot, Plan, Journal, Privacy, AuditQuerie
             self._con.close()
             self._con = None
 
+    def _more_memory(self, exc: duckdb.OutOfMemoryException) -> bool:
+        """Double the memory limit after DuckDB ran out of it (up to DuckDB's own default,
+        80 % of the machine, then no limit), closing the file first: what a failed statement
+        pinned is freed. False when the store has no limit to raise."""
+        if self.memory_limit is None or self._con is None:
+            return False
+        (shown,) = self._run("SELECT current_setting('memory_limit')")[0]
+        found = _SIZE.match(str(shown))
+        if found is None:
+            return False
+        now = float(found.group(1)) * 1024 ** _UNITS.get(found.group(2), 0)
+        ceiling = 0.8 * os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+        raised = None if 2 * now >= ceiling else f"{int(2 * now)}B"
+        log.warning(
+            "the state file's DuckDB needed more than its %s (%s): %s for the rest of the run",
+            shown,
+            str(exc).splitlines()[0],
+            f"{2 * now / 2**20:.0f} MiB" if raised else "no limit",
+        )
+        self.release()
+        self.memory_limit = raised
+        return True
+
+    @adapts_memory
     def checkpoint(self) -> None:
         """Write what is committed into the file's blocks now. DuckDB does it when the file
         is closed, compressing everything written since the last checkpoint at once: after a

@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 
 from pipelines.settings import Settings, SettingsError, load_settings
 from pipelines.state.access import ROW_GROUP_ROWS
+from pipelines.state.base import adapts_memory
 from pipelines.state.store import StateStore
 
 UNITS = ["KB", "MB", "GB", "TB", "KiB", "MiB", "GiB", "TiB", "%", "B", "", "bytes", "M", "mb"]
@@ -123,3 +124,67 @@ def test_checkpoint_empties_the_write_ahead_log(tmp_path: Path) -> None:
         store.checkpoint()
         wal = Path(f"{path}.wal")
         assert not wal.exists() or wal.stat().st_size == 0
+
+
+class _Heavy(StateStore):
+    """A store with one method that needs more memory than DuckDB can spill (a string of
+    about 40 MB built whole): what a run's DuckDB may meet on some data."""
+
+    calls = 0
+
+    def __enter__(self) -> _Heavy:
+        return self
+
+    @adapts_memory
+    def heavy(self) -> int:
+        type(self).calls += 1
+        return int(
+            self._run("SELECT length(string_agg(range::VARCHAR, ',')) FROM range(5000000)")[0][0]
+        )
+
+
+def test_a_store_gives_duckdb_more_memory_when_it_ran_out(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    _Heavy.calls = 0
+    with _Heavy(tmp_path / "s.duckdb", memory_limit="20MB") as store:
+        assert store.heavy() == 38_888_889
+        assert _Heavy.calls >= 2  # it ran out at 20 MB, then had more
+        assert store.memory_limit is not None
+        raised = float(store.memory_limit.removesuffix("B"))
+        assert raised >= 2 * 19 * 2**20
+        # Every connection from now on has the higher limit: the next batch's too.
+        store.release()
+        shown = _setting(store, "memory_limit")
+        assert shown != "19.0 MiB" and shown.endswith("MiB")
+    assert "needed more than its 19.0 MiB" in caplog.text
+
+
+def test_without_a_limit_to_raise_running_out_is_an_error(tmp_path: Path) -> None:
+    _Heavy.calls = 0
+    with _Heavy(tmp_path / "s.duckdb") as store:
+        store.con.execute("SET memory_limit = '20MB'")  # DuckDB's own, not the store's
+        with pytest.raises(duckdb.OutOfMemoryException):
+            store.heavy()
+    assert _Heavy.calls == 1
+
+
+def test_a_transaction_that_ran_out_is_run_again_whole(tmp_path: Path) -> None:
+    """record_batch's transaction: rolled back by the failure, then run again from its start,
+    so nothing is written twice."""
+    path = tmp_path / "s.duckdb"
+    with StateStore(path, memory_limit="20MB") as store:
+        store.con.execute("CREATE TABLE t (k INTEGER, v VARCHAR)")
+        tries = 0
+
+        @adapts_memory
+        def write(s: StateStore) -> None:
+            nonlocal tries
+            tries += 1
+            with s.transaction():
+                s._run("INSERT INTO t VALUES (1, 'a')")
+                s._run("SELECT length(string_agg(range::VARCHAR, ',')) FROM range(5000000)")
+
+        write(store)
+        assert tries >= 2
+        assert store.con.execute("SELECT count(*) FROM t").fetchall() == [(1,)]
