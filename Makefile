@@ -69,4 +69,4 @@ lock: | $(UV)
 	$(UV) lock
 
 clean:
-	rm -rf $(VENV) $(UV_VENV) .pytest_cache .mypy_cache .ruff_cache data/*.duckdb data/*.duckdb.wal data/generated
+	rm -rf $(VENV) $(UV_VENV) .pytest_cache .mypy_cache .ruff_cache data/*.duckdb data/*.duckdb.wal data/*.duckdb.tmp data/generated
